@@ -5,7 +5,7 @@
  * `regionctl validate` and `--help` start fast.
  */
 import { Command, CommanderError } from 'commander';
-import { errorMessage, ExitCode, isRegionctlError } from '../errors.js';
+import { ExitCode, errorMessage, isRegionctlError } from '../errors.js';
 import { registerApply } from './commands/apply.js';
 import { registerLab } from './commands/lab.js';
 import { registerPlan } from './commands/plan.js';

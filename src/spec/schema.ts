@@ -3,7 +3,7 @@
  * schemas/ is generated from this (`npm run gen:schema`, checked by a test) and the
  * TypeScript types are derived from it, so neither can drift from the other.
  */
-import { type Static, type TSchema, Type as T } from '@sinclair/typebox';
+import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false } as const;
 
