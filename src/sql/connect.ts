@@ -1,0 +1,101 @@
+/**
+ * Connections to regions and to the control store. Every connection has connect and
+ * statement timeouts, so an unreachable or hung server becomes an error value quickly
+ * instead of a stuck process.
+ */
+import pg from 'pg';
+import { resolveSecret } from '../secrets/resolve.js';
+import type { EndpointSpec } from '../spec/schema.js';
+
+export interface ConnectOptions {
+  /** Connect timeout in ms (default 3000). */
+  connectTimeoutMs?: number;
+  /** Statement timeout in ms (default 30000; 0 disables it). */
+  statementTimeoutMs?: number;
+  applicationName?: string;
+}
+
+export interface Target {
+  endpoint: EndpointSpec;
+  database: string;
+  /** Directory of regions.yaml: relative secret paths are resolved against it. */
+  specDir: string;
+  /** What this is, for error messages: e.g. `region eu-west-1`. */
+  label: string;
+}
+
+export function clientConfig(t: Target, opts: ConnectOptions = {}): pg.ClientConfig {
+  const ep = t.endpoint;
+  const cfg: pg.ClientConfig = {
+    host: ep.host,
+    port: ep.port,
+    user: ep.user,
+    database: t.database,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 3000,
+    application_name: opts.applicationName ?? 'regionctl',
+  };
+  if (ep.password) cfg.password = resolveSecret(ep.password, t.specDir, `${t.label} password`);
+  const st = opts.statementTimeoutMs ?? 30_000;
+  if (st > 0) cfg.statement_timeout = st;
+  if (ep.sslmode && ep.sslmode !== 'disable' && ep.sslmode !== 'prefer') {
+    cfg.ssl = { rejectUnauthorized: ep.sslmode === 'verify-full' };
+  }
+  return cfg;
+}
+
+/** libpq conninfo for CREATE SUBSCRIPTION. Contains the password: never log it. */
+export function conninfo(t: Target): string {
+  const ep = t.endpoint;
+  const parts: [string, string][] = [
+    ['host', ep.host],
+    ['port', String(ep.port)],
+    ['user', ep.user],
+    ['dbname', t.database],
+    ['application_name', 'regionctl'],
+  ];
+  if (ep.password) parts.push(['password', resolveSecret(ep.password, t.specDir, `${t.label} password`)]);
+  if (ep.sslmode) parts.push(['sslmode', ep.sslmode]);
+  return parts.map(([k, v]) => `${k}=${conninfoValue(v)}`).join(' ');
+}
+
+function conninfoValue(v: string): string {
+  return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+/** Redacted form of a conninfo string, for plans and logs. */
+export function redactConninfo(info: string): string {
+  return info.replace(/password='(?:[^'\\]|\\.)*'/g, "password='***'");
+}
+
+export async function connect(t: Target, opts: ConnectOptions = {}): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(t, opts));
+  // An idle client whose server dies emits 'error'; without a listener Node would crash.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw e;
+  }
+  return client;
+}
+
+/** Target of one region's replicated database. */
+export function regionTarget(
+  spec: { database: string; regions: { name: string; endpoint: EndpointSpec }[] },
+  region: string,
+  specDir: string,
+): Target {
+  const r = spec.regions.find((x) => x.name === region);
+  if (!r) throw new Error(`unknown region '${region}'`);
+  return { endpoint: r.endpoint, database: spec.database, specDir, label: `region ${region}` };
+}
+
+/** Target of the control store. */
+export function controlTarget(
+  spec: { controlStore: EndpointSpec & { database: string } },
+  specDir: string,
+): Target {
+  const { database, ...endpoint } = spec.controlStore;
+  return { endpoint, database, specDir, label: 'control store' };
+}
