@@ -15,7 +15,7 @@ export function regionIdent(region: string): string {
 }
 
 /** PostgreSQL truncates identifiers at 63 bytes; keep names unique by hashing long ones. */
-function fit(name: string): string {
+function fitIdentifier(name: string): string {
   if (Buffer.byteLength(name) <= 63) return name;
   const h = createHash('sha256').update(name).digest('hex').slice(0, 10);
   return `${name.slice(0, 52)}_${h}`;
@@ -23,15 +23,15 @@ function fit(name: string): string {
 
 /** Publication on the primary feeding one secondary. */
 export function publicationName(to: string): string {
-  return fit(`${MANAGED_PREFIX}pub_${regionIdent(to)}`);
+  return fitIdentifier(`${MANAGED_PREFIX}pub_${regionIdent(to)}`);
 }
 
 /** Subscription on a secondary following one primary. */
 export function subscriptionName(from: string, to: string): string {
-  return fit(`${MANAGED_PREFIX}sub_${regionIdent(from)}__${regionIdent(to)}`);
+  return fitIdentifier(`${MANAGED_PREFIX}sub_${regionIdent(from)}__${regionIdent(to)}`);
 }
 
 /** Slots are cluster-wide on the publisher, so the database is part of the name. */
 export function slotName(database: string, from: string, to: string): string {
-  return fit(`${MANAGED_PREFIX}${database}__${regionIdent(from)}__${regionIdent(to)}`);
+  return fitIdentifier(`${MANAGED_PREFIX}${database}__${regionIdent(from)}__${regionIdent(to)}`);
 }
