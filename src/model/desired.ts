@@ -36,6 +36,8 @@ export interface DesiredSubscription {
   fromRegion: string;
   publication: string;
   slotName: string;
+  /** Where the publisher is (no secrets): a subscription pointing elsewhere is re-created. */
+  source: { host: string; port: number; database: string };
 }
 
 export type GuardMode = 'read-write' | 'read-only';
@@ -98,6 +100,12 @@ export function publishedTables(spec: RegionsSpec, channel: ChannelSpec): Publis
   return out;
 }
 
+function sourceOf(spec: RegionsSpec, region: string): DesiredSubscription['source'] {
+  const r = spec.regions.find((x) => x.name === region);
+  if (!r) throw new Error(`channel names unknown region '${region}' (validate the spec first)`);
+  return { host: r.endpoint.host, port: r.endpoint.port, database: spec.database };
+}
+
 export function hashDefinition(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 }
@@ -124,6 +132,7 @@ export function desiredState(spec: RegionsSpec): DesiredState {
         fromRegion: channel.from,
         publication: pubName,
         slotName: slotName(spec.database, channel.from, channel.to),
+        source: sourceOf(spec, channel.from),
       };
       return { from: channel.from, to: channel.to, publication, subscription, channel };
     });
