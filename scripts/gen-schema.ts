@@ -1,7 +1,15 @@
-/** Writes schemas/regions.schema.json from src/spec/schema.ts (the single source of truth). */
+/**
+ * Writes schemas/regions.schema.json and the standalone validator
+ * src/spec/schema-validator.generated.ts from src/spec/schema.ts (the single source of truth).
+ */
 import { writeFileSync } from 'node:fs';
-import { jsonSchemaDocument } from '../src/spec/schema.js';
+import { schemaJsonText, validatorModuleText } from '../src/spec/codegen.js';
 
-const out = new URL('../schemas/regions.schema.json', import.meta.url);
-writeFileSync(out, `${JSON.stringify(jsonSchemaDocument(), null, 2)}\n`);
-console.log(`wrote ${out.pathname}`);
+const outputs: Array<[URL, string]> = [
+  [new URL('../schemas/regions.schema.json', import.meta.url), schemaJsonText()],
+  [new URL('../src/spec/schema-validator.generated.ts', import.meta.url), validatorModuleText()],
+];
+for (const [url, text] of outputs) {
+  writeFileSync(url, text);
+  console.log(`wrote ${url.pathname}`);
+}

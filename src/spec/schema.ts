@@ -4,17 +4,34 @@
  * TypeScript types are derived from it, so neither can drift from the other.
  */
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import {
+  IDENTIFIER_PATTERN,
+  REGION_NAME_MAX_LENGTH,
+  REGION_NAME_PATTERN,
+  TABLE_NAME_PATTERN,
+} from './patterns.js';
+
+export { IDENTIFIER_PATTERN, REGION_NAME_MAX_LENGTH, REGION_NAME_PATTERN, TABLE_NAME_PATTERN };
 
 const strict = { additionalProperties: false } as const;
 
 const RegionName = T.String({
   description:
-    'Region name, e.g. us-east-1. Lowercase letters, digits and dashes; it is used in replication object names.',
-  pattern: '^[a-z][a-z0-9-]{0,39}$',
+    'Region name, e.g. us-east-1. Lowercase letters, digits and single dashes (at most 40); it is used in replication object names.',
+  pattern: REGION_NAME_PATTERN,
+  maxLength: REGION_NAME_MAX_LENGTH,
 });
+
+const RegionRef = (description: string) => T.String({ description, minLength: 1 });
 
 const TableName = T.String({
   description: 'A table as schema.table, e.g. public.orders (unquoted lowercase identifiers).',
+  pattern: TABLE_NAME_PATTERN,
+});
+
+const ColumnName = T.String({
+  description: 'A column name (unquoted lowercase identifier).',
+  pattern: IDENTIFIER_PATTERN,
 });
 
 const SecretRef = T.Union(
@@ -102,8 +119,8 @@ const Region = T.Object(
 
 const Channel = T.Object(
   {
-    from: T.String({ description: 'Publishing region (must be the primary).' }),
-    to: T.String({ description: 'Subscribing region (a secondary).' }),
+    from: RegionRef('Publishing region (must be the primary).'),
+    to: RegionRef('Subscribing region (a secondary).'),
     rpo: T.Object(
       {
         alertSeconds: T.Number({
@@ -140,7 +157,7 @@ const Channel = T.Object(
               T.Object(
                 {
                   table: TableName,
-                  columns: T.Array(T.String({ description: 'A column name.' }), {
+                  columns: T.Array(ColumnName, {
                     description: 'Columns replicated; the others are withheld (must include the key).',
                     minItems: 1,
                   }),
@@ -190,7 +207,7 @@ const Replication = T.Object(
         T.Object(
           {
             table: TableName,
-            region: T.String({ description: 'The region the table must stay in.' }),
+            region: RegionRef('The region the table must stay in (normally the primary).'),
             reason: T.String({ description: 'Why the table must stay in its region.', minLength: 1 }),
           },
           { ...strict, description: 'A table that never leaves its region.' },
@@ -212,8 +229,9 @@ const Replication = T.Object(
                 'SQL boolean expression selecting the restricted rows; those rows are filtered out of channels to other regions.',
               minLength: 1,
             }),
-            allowedRegions: T.Array(T.String({ description: 'A region name.' }), {
-              description: 'Regions that may hold the restricted rows.',
+            allowedRegions: T.Array(RegionRef('A region that may hold the restricted rows.'), {
+              description:
+                'Regions that may hold the restricted rows. Must include the primary; the other regions are not failover candidates.',
               minItems: 1,
             }),
           },
@@ -292,7 +310,7 @@ const Dns = T.Object(
     }),
     primaryRecord: T.String({ description: 'Name that always points at the primary.', minLength: 1 }),
     readRecords: T.Optional(
-      T.Record(T.String(), T.String(), {
+      T.Record(T.String(), T.String({ description: 'DNS name of the read record.', minLength: 1 }), {
         description: 'Per-region read record names: region name → record name.',
       }),
     ),
@@ -335,9 +353,9 @@ export const RegionsSpecSchema = T.Object(
     name: T.String({ description: 'Name of this replicated database topology.', minLength: 1 }),
     database: T.String({
       description: 'Name of the replicated database (the same in every region).',
-      pattern: '^[a-z_][a-z0-9_]{0,62}$',
+      pattern: IDENTIFIER_PATTERN,
     }),
-    applicationRoles: T.Array(T.String({ description: 'A role name.' }), {
+    applicationRoles: T.Array(T.String({ description: 'A role name.', pattern: IDENTIFIER_PATTERN }), {
       description:
         'Roles applications log in as: read-only on secondaries, unable to write on a fenced region.',
       minItems: 1,
@@ -376,9 +394,16 @@ export const RegionsSpecSchema = T.Object(
             exclusiveMinimum: 0,
           }),
           classes: T.Optional(
-            T.Record(T.String(), T.Number({ exclusiveMinimum: 0 }), {
-              description: 'Per read class staleness budgets in seconds, e.g. catalog: 30.',
-            }),
+            T.Record(
+              T.String(),
+              T.Number({
+                description: 'Staleness budget of this read class in seconds.',
+                exclusiveMinimum: 0,
+              }),
+              {
+                description: 'Per read class staleness budgets in seconds, e.g. catalog: 30.',
+              },
+            ),
           ),
         },
         { ...strict, description: 'Read routing policy.' },
