@@ -195,6 +195,9 @@ async function ensureDatabases(s: LabServer, specDir: string): Promise<void> {
     { applicationName: 'regionctl-lab' },
   );
   try {
+    // The load generator resolves exact commit LSNs with it; WAL is cluster-wide, so it
+    // lives here rather than in the application's database.
+    await c.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect').catch(() => {});
     for (const db of s.databases) {
       const r = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
       if (r.rowCount) continue;
