@@ -1,11 +1,29 @@
 import type { Command } from 'commander';
+import { specOption } from '../options.js';
 
 export function registerApply(program: Command): void {
   program
     .command('apply')
-    .description('(not yet implemented)')
-    .action(() => {
-      process.stderr.write('regionctl apply: not yet implemented\n');
-      process.exitCode = 1;
+    .description(
+      'Plan, show the plan, ask, then apply it under the leader lock with a journaled step per action',
+    )
+    .addOption(specOption())
+    .option('--auto-approve', 'do not ask for confirmation (CI, scripts)')
+    .option('--actor <name>', 'who is applying, for the audit trail', process.env.USER ?? 'unknown')
+    .addHelpText(
+      'after',
+      `
+apply takes the leader lock in the control store (a second apply is refused and told
+who holds it), journals each step before and after it runs, and resumes an interrupted
+run before planning anew. After applying it observes and plans again: that plan must be
+empty. Exit 0 on success, 1 on failure or refusal.
+
+Examples:
+  regionctl apply
+  regionctl apply --auto-approve`,
+    )
+    .action(async (opts: { spec: string; autoApprove?: boolean; actor: string }) => {
+      const { runApply } = await import('../run-apply.js');
+      process.exitCode = await runApply(opts);
     });
 }

@@ -1,0 +1,127 @@
+/**
+ * Versioned migrations of the control store. Append only: a released migration is
+ * never edited, a change is a new version.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'channels, failover events, journal, audit',
+    sql: `
+CREATE TABLE regionctl.replication_channel (
+  id serial PRIMARY KEY,
+  primary_region text NOT NULL,
+  secondary_region text NOT NULL,
+  status text NOT NULL DEFAULT 'active'
+    CHECK (status IN ('active', 'alert', 'lagging', 'failed', 'rebuilding')),
+  epoch bigint NOT NULL DEFAULT 0,
+  apply_lsn text,
+  primary_lsn text,
+  lag_bytes bigint,
+  lag_seconds double precision,
+  catchup_eta_seconds double precision,
+  last_seen_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (primary_region, secondary_region)
+);
+CREATE INDEX idx_channel_status ON regionctl.replication_channel (status, lag_seconds);
+
+CREATE TABLE regionctl.failover_event (
+  id serial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('failover', 'switchover', 'rejoin')),
+  from_region text NOT NULL,
+  to_region text NOT NULL,
+  trigger_reason text NOT NULL,
+  epoch bigint,
+  evidence jsonb NOT NULL DEFAULT '{}',
+  fencing jsonb,
+  forced boolean NOT NULL DEFAULT false,
+  estimated_loss_bytes bigint,
+  data_loss_bytes bigint,
+  lost_transactions integer,
+  status text NOT NULL DEFAULT 'running'
+    CHECK (status IN ('planned', 'running', 'completed', 'failed', 'refused')),
+  started_at timestamptz NOT NULL DEFAULT now(),
+  completed_at timestamptz
+);
+
+CREATE TABLE regionctl.failover_step (
+  event_id integer NOT NULL REFERENCES regionctl.failover_event (id),
+  seq integer NOT NULL,
+  name text NOT NULL,
+  status text NOT NULL CHECK (status IN ('started', 'done', 'failed')),
+  detail jsonb NOT NULL DEFAULT '{}',
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  PRIMARY KEY (event_id, seq)
+);
+
+CREATE TABLE regionctl.topology (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  primary_region text NOT NULL,
+  epoch bigint NOT NULL DEFAULT 0,
+  last_event_id integer REFERENCES regionctl.failover_event (id),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE regionctl.apply_run (
+  id serial PRIMARY KEY,
+  plan_hash text NOT NULL,
+  plan jsonb NOT NULL,
+  spec_commit text,
+  actor text NOT NULL,
+  status text NOT NULL DEFAULT 'running'
+    CHECK (status IN ('running', 'succeeded', 'failed')),
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+
+CREATE TABLE regionctl.apply_step (
+  run_id integer NOT NULL REFERENCES regionctl.apply_run (id),
+  seq integer NOT NULL,
+  action_key text NOT NULL,
+  action jsonb NOT NULL,
+  status text NOT NULL CHECK (status IN ('started', 'done', 'failed')),
+  error text,
+  attempts integer NOT NULL DEFAULT 1,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  PRIMARY KEY (run_id, seq)
+);
+
+CREATE TABLE regionctl.reconcile_run (
+  id serial PRIMARY KEY,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  leader boolean NOT NULL,
+  drift jsonb,
+  summary jsonb
+);
+
+CREATE TABLE regionctl.audit_log (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT now(),
+  actor text NOT NULL,
+  action text NOT NULL,
+  spec_commit text,
+  detail jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE regionctl.alert (
+  id serial PRIMARY KEY,
+  key text NOT NULL,
+  channel text,
+  severity text NOT NULL,
+  message text NOT NULL,
+  raised_at timestamptz NOT NULL DEFAULT now(),
+  resolved_at timestamptz
+);
+CREATE UNIQUE INDEX alert_open_key ON regionctl.alert (key) WHERE resolved_at IS NULL;
+`,
+  },
+];
