@@ -6,11 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyPlan } from '../../src/apply/apply.js';
+import { appRolePasswordFile } from '../../src/lab/demo-schema.js';
 import { desiredState } from '../../src/model/desired.js';
 import { observe } from '../../src/observe/observe.js';
 import { type Plan, planSteadyState } from '../../src/plan/plan.js';
 import type { RegionsSpec } from '../../src/spec/schema.js';
-import { controlTarget } from '../../src/sql/connect.js';
+import { connect, controlTarget } from '../../src/sql/connect.js';
 import { storeJournal } from '../../src/store/journal.js';
 import { acquireLeaderLock } from '../../src/store/leader-lock.js';
 import { openStore, type Store } from '../../src/store/store.js';
@@ -108,6 +109,54 @@ describe('plan and apply on the lab', () => {
     ).toBe(0);
     const again = await planOf(topo);
     expect(again.actions).toEqual([]);
+  });
+
+  it('the guard keeps the application role read-only on secondaries, even if a session overrides the default', async () => {
+    const role = topo.spec.applicationRoles[0] ?? '';
+    const eu = topo.spec.regions.find((r) => r.name === 'eu-west-1');
+    if (!eu) throw new Error('fixture');
+    const app = await connect(
+      {
+        endpoint: {
+          ...eu.endpoint,
+          user: role,
+          password: { file: appRolePasswordFile(topo.stateDir, role) },
+        },
+        database: topo.spec.database,
+        specDir: topo.specDir,
+        label: 'app on eu-west-1',
+      },
+      {},
+    );
+    try {
+      await expect(app.query("INSERT INTO public.customers (name, email) VALUES ('x', 'y')")).rejects.toThrow(
+        /read-only transaction/,
+      );
+      await app.query('SET default_transaction_read_only = off');
+      await expect(app.query("INSERT INTO public.customers (name, email) VALUES ('x', 'y')")).rejects.toThrow(
+        /permission denied/,
+      );
+      expect(Number((await app.query('SELECT count(*) n FROM public.customers')).rows[0].n)).toBeGreaterThan(
+        0,
+      );
+    } finally {
+      await app.end();
+    }
+  });
+
+  it('a replicated table without replica identity is reported by plan, before apply', async () => {
+    const spec = structuredClone(topo.spec);
+    spec.replication.tables.push('public.no_identity');
+    for (const r of spec.regions) {
+      const c = await topo.client(r.name);
+      await c.query('CREATE TABLE IF NOT EXISTS public.no_identity (v text)');
+    }
+    const plan = await planOf(topo, spec);
+    const p = plan.problems.find((x) => x.code === 'E_NO_REPLICA_IDENTITY');
+    expect(p?.message).toMatch(/public\.no_identity/);
+    expect(p?.hint).toMatch(/REPLICA IDENTITY FULL/);
+    await expect(applyAll(topo, store, spec)).rejects.toMatchObject({ code: 'E_PLAN_BLOCKED' });
+    for (const r of spec.regions) await (await topo.client(r.name)).query('DROP TABLE public.no_identity');
   });
 
   it('a filter change plans a resync of that table, and applying it changes what flows', async () => {
