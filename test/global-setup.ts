@@ -6,10 +6,12 @@
  *
  * Several runs on one machine (two checkouts, two people) must not purge each other's
  * lab: each run claims a slot with a lock file. Slot 0 is /tmp/regionctl-test-lab on
- * ports 55430.., slot k is /tmp/regionctl-test-lab-k on ports +10k.
+ * ports 55430.., slot k is /tmp/regionctl-test-lab-k on ports +100k. Ports 55440..55499
+ * (+100k) are for private labs (test/support/topology.ts privateLab), for tests that
+ * kill or restart servers and so must not share them.
  * REGIONCTL_TEST_KEEP_LAB=1 leaves the servers running after the run, for a post-mortem.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -21,13 +23,16 @@ import type { TestLabContext } from './support/lab-context.js';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PORT_SHIFT = 1000;
 const SLOTS = 10;
+const SLOT_PORTS = 100;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const { slot, stateDir, release } = claimSlot();
   const base = parse(readFileSync(join(ROOT, 'regions.yaml'), 'utf8')) as RegionsSpec;
-  const spec = testLabSpec(base, stateDir, PORT_SHIFT + 10 * slot);
+  const portShift = PORT_SHIFT + SLOT_PORTS * slot;
+  const spec = testLabSpec(base, stateDir, portShift);
 
   // Fresh every run: stop whatever an earlier (crashed) run of this slot left, then wipe.
+  await stopLabs(stateDir);
   await labDown({ stateDir, purge: true });
   const specDir = join(stateDir, 'specs');
   mkdirSync(specDir, { recursive: true });
@@ -45,16 +50,33 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (process.env.REGIONCTL_TEST_VERBOSE) {
     process.stderr.write(`test lab up in ${Math.round(performance.now() - t0)} ms at ${stateDir}\n`);
   }
-  const ctx: TestLabContext = { stateDir, specPath, specDir, spec };
+  const ctx: TestLabContext = {
+    stateDir,
+    specPath,
+    specDir,
+    spec,
+    privatePorts: [55440 + SLOT_PORTS * slot, 55499 + SLOT_PORTS * slot],
+  };
   project.provide('regionctlLab', ctx);
 
   return async () => {
     try {
-      if (!process.env.REGIONCTL_TEST_KEEP_LAB) await labDown({ stateDir });
+      if (!process.env.REGIONCTL_TEST_KEEP_LAB) await stopLabs(stateDir);
     } finally {
       release();
     }
   };
+}
+
+/** The shared lab and every private lab a test left running. */
+async function stopLabs(stateDir: string): Promise<void> {
+  const privateRoot = join(stateDir, 'private');
+  const privates = existsSync(privateRoot)
+    ? readdirSync(privateRoot, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => join(privateRoot, d.name))
+    : [];
+  await Promise.all([...privates, stateDir].map((d) => labDown({ stateDir: d })));
 }
 
 /** regions.yaml as the test lab runs it: shifted ports; secrets and the DNS zone under the state dir. */

@@ -3,8 +3,9 @@
  * started with `pg_ctl` in their own session so they outlive the regionctl process
  * that started them (the lab is long-lived; the CLI call is not).
  */
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RegionctlError } from '../errors.js';
 import { chownToServer, pgBinaries, runAsServer } from './os.js';
@@ -43,13 +44,66 @@ export function runningProcess(dataDir: string): ServerProcess | undefined {
   return { pid, port: Number(lines[3]), status: (lines[7] ?? '').trim() || 'starting' };
 }
 
-/** initdb with the superuser and its password; the password file exists only for the call. */
-export async function initCluster(s: LabServer, password: string | undefined): Promise<void> {
-  const { initdb } = await pgBinaries();
+/**
+ * Initialise a server's data directory. initdb is most of a cold `lab up` (seconds on a
+ * small machine, several in parallel), so it runs once per superuser/password into a
+ * template directory and every server is a copy of it. Copies share the cluster's
+ * system identifier, which logical replication does not use.
+ */
+export async function initCluster(s: LabServer, password: string | undefined, templateRoot: string): Promise<void> {
   mkdirSync(s.dir, { recursive: true, mode: 0o700 });
   chownToServer(s.dir);
-  // A half-initialised data dir (interrupted initdb) would make initdb refuse forever.
+  // A half-initialised data dir (interrupted initdb or copy) would block a retry forever.
   rmSync(s.dataDir, { recursive: true, force: true });
+  const template = await ensureTemplate(templateRoot, s, password);
+  await copyDir(template, s.dataDir);
+}
+
+const templates = new Map<string, Promise<string>>();
+
+async function ensureTemplate(root: string, s: LabServer, password: string | undefined): Promise<string> {
+  // The binary's identity is in the key: a PostgreSQL upgrade must not reuse old templates.
+  const bin = statSync((await pgBinaries()).initdb);
+  const key = createHash('sha256')
+    .update(`${s.endpoint.user}\0${password ?? ''}\0${bin.size}\0${bin.mtimeMs}`)
+    .digest('hex')
+    .slice(0, 16);
+  const dir = join(root, `pg-${key}`);
+  let p = templates.get(dir);
+  if (!p) {
+    p = (async () => {
+      if (isInitialised({ dataDir: dir })) return dir;
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      chownToServer(root);
+      // Built aside and renamed, so a concurrent lab (another test run) never sees half of it.
+      const tmp = join(root, `tmp-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
+      await initdb({ ...s, dir: root, dataDir: tmp }, password);
+      try {
+        renameSync(tmp, dir);
+      } catch {
+        rmSync(tmp, { recursive: true, force: true });
+        if (!isInitialised({ dataDir: dir })) throw new Error(`could not create the lab template ${dir}`);
+      }
+      return dir;
+    })();
+    templates.set(dir, p);
+    p.catch(() => templates.delete(dir));
+  }
+  return p;
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  // cp -a keeps ownership (the server user) and modes (0700 data directory).
+  await new Promise<void>((resolve, reject) => {
+    execFile('cp', ['-a', from, to], (err, _stdout, stderr) =>
+      err ? reject(new Error(`cp -a ${from} ${to}: ${stderr || err.message}`)) : resolve(),
+    );
+  });
+}
+
+/** initdb with the superuser and its password; the password file exists only for the call. */
+async function initdb(s: LabServer, password: string | undefined): Promise<void> {
+  const { initdb } = await pgBinaries();
   const args = [
     `--pgdata=${s.dataDir}`,
     `--username=${s.endpoint.user}`,
@@ -58,7 +112,7 @@ export async function initCluster(s: LabServer, password: string | undefined): P
     // The lab trades durability against power loss for speed (see fsync=off below).
     '--no-sync',
   ];
-  const pwfile = join(s.dir, '.initdb-pw');
+  const pwfile = join(s.dir, `.initdb-pw-${process.pid}-${randomBytes(3).toString('hex')}`);
   if (password !== undefined) {
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
     chownToServer(pwfile);
@@ -93,10 +147,7 @@ export async function initCluster(s: LabServer, password: string | undefined): P
       '',
     ].join('\n'),
   );
-  appendFileSync(
-    join(s.dataDir, 'postgresql.conf'),
-    `\n# regionctl lab settings\ninclude_if_exists = '${LAB_CONF}'\n`,
-  );
+  appendFileSync(join(s.dataDir, 'postgresql.conf'), `\n# regionctl lab settings\ninclude_if_exists = '${LAB_CONF}'\n`);
 }
 
 /**

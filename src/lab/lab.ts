@@ -39,6 +39,11 @@ export interface LabOptions {
 export interface LabUpOptions extends LabOptions {
   /** Install the demo schema in `spec.database` on every region (default true). */
   demoSchema?: boolean;
+  /**
+   * Where initdb templates are cached (default `<state>/_template`). Labs sharing it
+   * (the test lab and per-test private labs) initdb once between them.
+   */
+  templateDir?: string;
 }
 
 export type ServerAction = 'initialised' | 'started' | 'restarted' | 'running';
@@ -98,7 +103,7 @@ export async function labUp(spec: RegionsSpec, opts: LabUpOptions): Promise<LabU
         action = 'started';
       } else {
         progress({ server: s.name, phase: 'init', message: `${s.label}: initdb ${s.dataDir}` });
-        await initCluster(s, passwords.get(s.name));
+        await initCluster(s, passwords.get(s.name), opts.templateDir ?? join(stateDir, '_template'));
         action = 'initialised';
       }
       if (proc) {

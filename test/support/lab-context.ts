@@ -11,6 +11,8 @@ export interface TestLabContext {
   specPath: string;
   specDir: string;
   spec: RegionsSpec;
+  /** Inclusive port range reserved for private labs of this run. */
+  privatePorts: [number, number];
 }
 
 declare module 'vitest' {

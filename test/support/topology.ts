@@ -12,13 +12,18 @@
  *   afterAll(() => topo.close());
  *   const us = await topo.client('us-east-1');   // superuser, database t_apply_basic
  *   execFile('node', ['dist/src/cli/main.js', 'plan', '--spec', topo.specPath]);
+ *
+ * Tests that kill, restart or partition servers must not do it to the shared ones:
+ * they use privateLab(name), which runs its own servers (same shape, same naming)
+ * from the run's reserved port range and stops them in close().
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { installDemoSchema } from '../../src/lab/demo-schema.js';
+import { killRegion, labDown, labUp, startRegion } from '../../src/lab/lab.js';
 import type { EndpointSpec, RegionsSpec } from '../../src/spec/schema.js';
 import { connect, controlTarget, regionTarget } from '../../src/sql/connect.js';
 import { ident } from '../../src/sql/quote.js';
@@ -45,21 +50,9 @@ export async function testTopology(
   name: string,
   mutate?: (spec: RegionsSpec) => void,
 ): Promise<TestTopology> {
-  if (!NAME.test(name)) {
-    throw new Error(
-      `testTopology name '${name}' must match ${NAME} (it becomes part of database and role names)`,
-    );
-  }
-  const lab = inject('regionctlLab');
-  if (!lab)
-    throw new Error('no test lab: is test/global-setup.ts registered as globalSetup in vitest.config.ts?');
-  const spec = structuredClone(lab.spec);
-  spec.database = `t_${name}`;
-  spec.controlStore.database = `c_${name}`;
-  spec.applicationRoles = spec.applicationRoles.map((r) => `${r}_${name}`);
-  if (spec.dns?.file) spec.dns.file.path = join(lab.stateDir, 'dns', `${name}.json`);
+  const lab = labContext(name);
+  const spec = isolatedSpec(lab.spec, name, lab.stateDir);
   mutate?.(spec);
-
   const specDir = join(lab.stateDir, 'specs');
   await Promise.all([
     ...spec.regions.map(async (r) => {
@@ -71,11 +64,88 @@ export async function testTopology(
       await recreateDatabase(endpoint, database, specDir, 'control store', []);
     })(),
   ]);
+  return handle(name, spec, specDir, lab.stateDir);
+}
 
+export interface PrivateLab extends TestTopology {
+  /** Immediate shutdown of one region (or `control`): an outage. */
+  kill(region: string): Promise<void>;
+  /** Start it again with its data. */
+  start(region: string): Promise<void>;
+}
+
+const PRIVATE_PORTS_PER_LAB = 5;
+
+/**
+ * A lab of its own for one test: the same regions, naming and demo schema as
+ * testTopology, on servers nobody else uses. `stateDir` is the private lab's (its app
+ * role passwords and ledger live there). close() stops the servers.
+ */
+export async function privateLab(name: string, mutate?: (spec: RegionsSpec) => void): Promise<PrivateLab> {
+  const lab = labContext(name);
+  const stateDir = join(lab.stateDir, 'private', name);
+  const { index, release } = claimPrivatePorts(lab.stateDir, lab.privatePorts);
+  const base = lab.privatePorts[0] + index * PRIVATE_PORTS_PER_LAB;
+  const spec = isolatedSpec(lab.spec, name, stateDir);
+  spec.regions.forEach((r, i) => {
+    r.endpoint.port = base + i;
+  });
+  spec.controlStore.port = base + PRIVATE_PORTS_PER_LAB - 1;
+  mutate?.(spec);
+  const specDir = join(lab.stateDir, 'specs');
+  rmSync(stateDir, { recursive: true, force: true });
+  try {
+    await labUp(spec, { specDir, stateDir, templateDir: join(lab.stateDir, '_template') });
+  } catch (e) {
+    await labDown({ stateDir }).catch(() => {});
+    release();
+    throw e;
+  }
+  const h = handle(name, spec, specDir, stateDir);
+  return {
+    ...h,
+    kill: async (region) => {
+      await killRegion(spec, region, { specDir, stateDir });
+    },
+    start: async (region) => {
+      await startRegion(spec, region, { specDir, stateDir });
+    },
+    close: async () => {
+      try {
+        await h.close();
+        await labDown({ stateDir });
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+function labContext(name: string) {
+  if (!NAME.test(name)) {
+    throw new Error(
+      `test topology name '${name}' must match ${NAME} (it becomes part of database and role names)`,
+    );
+  }
+  const lab = inject('regionctlLab');
+  if (!lab)
+    throw new Error('no test lab: is test/global-setup.ts registered as globalSetup in vitest.config.ts?');
+  return lab;
+}
+
+function isolatedSpec(base: RegionsSpec, name: string, stateDir: string): RegionsSpec {
+  const spec = structuredClone(base);
+  spec.database = `t_${name}`;
+  spec.controlStore.database = `c_${name}`;
+  spec.applicationRoles = spec.applicationRoles.map((r) => `${r}_${name}`);
+  if (spec.dns?.file) spec.dns.file.path = join(stateDir, 'dns', `${name}.json`);
+  return spec;
+}
+
+function handle(name: string, spec: RegionsSpec, specDir: string, stateDir: string): TestTopology {
   mkdirSync(specDir, { recursive: true });
   const specPath = join(specDir, `${name}.yaml`);
   writeFileSync(specPath, stringify(spec));
-
   const clients: pg.Client[] = [];
   const track = (c: pg.Client) => {
     clients.push(c);
@@ -85,7 +155,7 @@ export async function testTopology(
     spec,
     specPath,
     specDir,
-    stateDir: lab.stateDir,
+    stateDir,
     client: async (region) =>
       track(await connect(regionTarget(spec, region, specDir), { applicationName: `test ${name}` })),
     control: async () =>
@@ -95,6 +165,26 @@ export async function testTopology(
       await Promise.all(all.map((c) => c.end().catch(() => {})));
     },
   };
+}
+
+/** Private labs of one run share its port range; a lock file per block of ports hands them out. */
+function claimPrivatePorts(
+  stateDir: string,
+  range: [number, number],
+): { index: number; release: () => void } {
+  const dir = join(stateDir, 'private');
+  mkdirSync(dir, { recursive: true });
+  const blocks = Math.floor((range[1] - range[0] + 1) / PRIVATE_PORTS_PER_LAB);
+  for (let index = 0; index < blocks; index++) {
+    const lock = join(dir, `ports-${index}.lock`);
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return { index, release: () => rmSync(lock, { force: true }) };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  throw new Error(`all ${blocks} private lab port blocks are in use: close() private labs when done`);
 }
 
 /**
