@@ -5,7 +5,16 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { RegionctlError } from '../errors.js';
 import { chownToServer, pgBinaries, runAsServer } from './os.js';
@@ -50,7 +59,11 @@ export function runningProcess(dataDir: string): ServerProcess | undefined {
  * template directory and every server is a copy of it. Copies share the cluster's
  * system identifier, which logical replication does not use.
  */
-export async function initCluster(s: LabServer, password: string | undefined, templateRoot: string): Promise<void> {
+export async function initCluster(
+  s: LabServer,
+  password: string | undefined,
+  templateRoot: string,
+): Promise<void> {
   mkdirSync(s.dir, { recursive: true, mode: 0o700 });
   chownToServer(s.dir);
   // A half-initialised data dir (interrupted initdb or copy) would block a retry forever.
@@ -147,7 +160,10 @@ async function initdb(s: LabServer, password: string | undefined): Promise<void>
       '',
     ].join('\n'),
   );
-  appendFileSync(join(s.dataDir, 'postgresql.conf'), `\n# regionctl lab settings\ninclude_if_exists = '${LAB_CONF}'\n`);
+  appendFileSync(
+    join(s.dataDir, 'postgresql.conf'),
+    `\n# regionctl lab settings\ninclude_if_exists = '${LAB_CONF}'\n`,
+  );
 }
 
 /**
