@@ -160,7 +160,8 @@ async function ensureDatabase(c: pg.Client, database: string): Promise<void> {
   const r = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
   if (r.rowCount) return;
   try {
-    await c.query(`CREATE DATABASE ${ident(database)}`);
+    // FILE_COPY: several times faster than WAL-logging the template, and cheap with fsync off.
+    await c.query(`CREATE DATABASE ${ident(database)} STRATEGY = FILE_COPY`);
   } catch (e) {
     if ((e as { code?: string }).code !== '42P04') throw e;
   }

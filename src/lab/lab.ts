@@ -207,7 +207,8 @@ async function ensureDatabases(s: LabServer, specDir: string): Promise<void> {
       const r = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
       if (r.rowCount) continue;
       try {
-        await c.query(`CREATE DATABASE ${ident(db)}`);
+        // FILE_COPY: several times faster than WAL-logging the template, and cheap with fsync off.
+        await c.query(`CREATE DATABASE ${ident(db)} STRATEGY = FILE_COPY`);
       } catch (e) {
         // Another lab command created it meanwhile.
         if ((e as { code?: string }).code !== '42P04') throw e;

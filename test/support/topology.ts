@@ -242,7 +242,7 @@ async function recreateDatabase(
       }
     }
     await admin.query(`DROP DATABASE IF EXISTS ${ident(database)} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${ident(database)}`);
+    await admin.query(`CREATE DATABASE ${ident(database)} STRATEGY = FILE_COPY`);
     // A previous run of this test may have fenced its role; start each test unfenced.
     for (const role of roles) {
       const r = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
