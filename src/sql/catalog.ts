@@ -102,7 +102,7 @@ ORDER BY s.subname, 2`;
 
 /**
  * Error and conflict counters of each subscription. PostgreSQL 18 adds confl_* columns;
- * \`counters\` is every numeric column of pg_stat_subscription_stats the server has.
+ * `counters` is every numeric column of pg_stat_subscription_stats the server has.
  */
 export const SUBSCRIPTION_STATS_SQL = `
 SELECT ss.subname, ss.apply_error_count, ss.sync_error_count,
