@@ -5,7 +5,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { type Document, LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { type Document, LineCounter, parseDocument, visit, type YAMLError } from 'yaml';
 import { RegionctlError } from '../errors.js';
 import {
   compareDiagnostics,
@@ -100,7 +100,10 @@ function yamlDiagnostic(file: string, e: YAMLError, severity: 'error' | 'warning
           ? 'E_YAML'
           : 'W_YAML';
   // yaml's own message repeats the position and a source excerpt after the first line.
-  const message = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+  const first = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+  const message = /multiple documents/.test(first)
+    ? "the file must hold exactly one YAML document: remove this '---' and what follows, or merge it into the first"
+    : first;
   return { file, line: pos?.line ?? 1, col: pos?.col ?? 1, severity, code, message, path: '' };
 }
 
@@ -122,11 +125,17 @@ export function loadSpecFromString(text: string, file: string): LoadResult {
     version: '1.2',
     merge: false,
   });
+  // After a syntax error the parser's view of the rest of the file is unreliable and
+  // every following line tends to fail too: report the first one only. Duplicate keys
+  // do not cascade, so all of them are reported.
+  const syntax = doc.errors.find((e) => e.code !== 'DUPLICATE_KEY');
+  const yamlErrors = syntax ? [syntax] : doc.errors;
   const diagnostics: Diagnostic[] = [
-    ...doc.errors.map((e) => yamlDiagnostic(file, e, 'error')),
+    ...yamlErrors.map((e) => yamlDiagnostic(file, e, 'error')),
     ...doc.warnings.map((e) => yamlDiagnostic(file, e, 'warning')),
   ];
-  if (doc.errors.length > 0) return finish(file, diagnostics, undefined);
+  diagnostics.push(...unresolvedAliases(file, doc, lines));
+  if (diagnostics.some((d) => d.severity === 'error')) return finish(file, diagnostics, undefined);
   if (doc.contents === null)
     return finish(
       file,
@@ -186,6 +195,26 @@ export function loadSpecFromString(text: string, file: string): LoadResult {
     diagnostics.push(position(file, doc, lines, f));
   }
   return finish(file, diagnostics, data as RegionsSpec);
+}
+
+function unresolvedAliases(file: string, doc: Document, lines: LineCounter): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) !== undefined) return;
+      const { line, col } = lines.linePos(node.range?.[0] ?? 0);
+      out.push({
+        file,
+        line,
+        col,
+        severity: 'error',
+        code: 'E_YAML_ALIAS',
+        message: `alias *${node.source} has no anchor &${node.source} before it`,
+        path: '',
+      });
+    },
+  });
+  return out;
 }
 
 /** Top-level sections with schema errors: semantic checks that read them are skipped. */

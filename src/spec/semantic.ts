@@ -10,7 +10,7 @@ import { regionIdent } from '../model/names.js';
 import { type Finding, pointer } from './diagnostic.js';
 import { checkExpression } from './expression.js';
 import type { ChannelSpec, RegionSpec, RegionsSpec } from './schema.js';
-import { didYouMean } from './suggest.js';
+import { closest, didYouMean } from './suggest.js';
 
 /** A top-level section, or `regionNames`: every region has a string name (even if the rest is broken). */
 type Section = keyof RegionsSpec | 'regionNames';
@@ -81,7 +81,7 @@ const regions: Check = {
       if (sameServer !== undefined && sameServer !== r.name)
         error(
           ctx,
-          pointer('regions', i, 'endpoint'),
+          pointer('regions', i, 'endpoint', 'host'),
           'E_DUPLICATE_ENDPOINT',
           `region '${r.name}' uses the same server (${endpoint}) as region '${sameServer}': every region needs its own PostgreSQL server`,
         );
@@ -203,8 +203,12 @@ const missingChannels: Check = {
     const { spec, primary } = ctx;
     if (primary === undefined) return;
     const channelOf = channelTargets(spec);
+    // A channel to a misspelt region is reported as unknown, with this one as the suggestion.
+    const typoTargets = new Set(
+      [...channelOf.keys()].filter((t) => !ctx.regionNames.has(t)).map((t) => closest(t, ctx.regionNames)),
+    );
     spec.regions.forEach((r, i) => {
-      if (r.role === 'secondary' && !channelOf.has(r.name))
+      if (r.role === 'secondary' && !channelOf.has(r.name) && !typoTargets.has(r.name))
         error(
           ctx,
           pointer('regions', i, 'name'),

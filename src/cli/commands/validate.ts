@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, RegionctlError } from '../../errors.js';
 import { formatOption, specOption } from '../options.js';
 
 interface ValidateOptions {
@@ -35,6 +35,12 @@ export function registerValidate(program: Command): void {
 }
 
 export async function runValidate(path: string, format: 'text' | 'json'): Promise<number> {
+  if (path.trim() === '')
+    throw new RegionctlError(
+      'E_USAGE_SPEC',
+      '--spec is empty',
+      'give the path of regions.yaml, e.g. --spec regions.yaml',
+    );
   // Loaded here, not at the top: `regionctl --help` should not pay for the validator.
   const { formatDiagnostic, loadSpec, summarize } = await import('../../spec/load.js');
   const result = await loadSpec(path);
