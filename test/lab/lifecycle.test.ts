@@ -1,6 +1,8 @@
 /** The lab's own life cycle, on a private lab: these tests stop and start servers. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labStatus, labUp } from '../../src/lab/lab.js';
+import { readLedger } from '../../src/lab/ledger.js';
+import { runLoad } from '../../src/lab/load.js';
 import { connect, regionTarget } from '../../src/sql/connect.js';
 import { type PrivateLab, privateLab } from '../support/topology.js';
 
@@ -44,5 +46,30 @@ describe('lab life cycle', () => {
     const back = await lab.client(region);
     const r = await back.query("SELECT name FROM public.products WHERE sku = 'kept'");
     expect(r.rows).toEqual([{ name: 'Kept' }]);
+  });
+
+  it('load keeps going through a primary outage; every acknowledged commit survives the kill', async () => {
+    const load = runLoad({
+      spec: lab.spec,
+      specDir: lab.specDir,
+      stateDir: lab.stateDir,
+      rate: 50,
+      durationSec: 4,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await lab.kill('us-east-1');
+    await new Promise((r) => setTimeout(r, 1000));
+    await lab.start('us-east-1');
+    const stats = await load;
+    expect(stats.failed).toBeGreaterThan(0);
+    expect(stats.committed).toBeGreaterThan(50);
+    const ledger = readLedger(lab.stateDir, { database: lab.spec.database });
+    expect(new Set(ledger.map((e) => e.txid)).size).toBe(stats.committed);
+    const orders = ledger.filter((e) => e.table === 'public.orders').map((e) => e.id.split(':')[1]);
+    const us = await lab.client('us-east-1');
+    const r = await us.query('SELECT count(*)::int AS n FROM public.orders WHERE id = ANY($1::bigint[])', [
+      orders,
+    ]);
+    expect(r.rows[0].n).toBe(orders.length);
   });
 });
