@@ -41,7 +41,8 @@ export const PUBLICATION_TABLES_SQL = `
 SELECT pt.pubname, pt.schemaname, pt.tablename,
        pt.schemaname || '.' || pt.tablename AS qualified_name,
        pt.rowfilter,
-       pt.attnames,
+       -- name[] has no parser in node-postgres (it would arrive as '{a,b}'): send text[].
+       pt.attnames::text[] AS attnames,
        coalesce((SELECT pr.prattrs IS NOT NULL
                    FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
                   WHERE p.pubname = pt.pubname
