@@ -24,7 +24,8 @@ async function counts(
   const c = await connect(regionTarget(spec, region, dir), { applicationName: 'regionctl-demo' });
   try {
     const out: Record<string, number> = {};
-    for (const t of tables) out[t] = Number((await c.query(`SELECT count(*) AS n FROM ${tableRef(t)}`)).rows[0].n);
+    for (const t of tables)
+      out[t] = Number((await c.query(`SELECT count(*) AS n FROM ${tableRef(t)}`)).rows[0].n);
     out['customers (residency=eu)'] = Number(
       (await c.query("SELECT count(*) AS n FROM public.customers WHERE residency = 'eu'")).rows[0].n,
     );
@@ -93,9 +94,14 @@ async function main(): Promise<number> {
   }
   const ap = view['ap-southeast-1'];
   say('');
-  say(`  • excluded tables (${(spec.replication.exclude ?? []).map((e) => e.table).join(', ')}) stay on the primary`);
+  say(
+    `  • excluded tables (${(spec.replication.exclude ?? []).map((e) => e.table).join(', ')}) stay on the primary`,
+  );
   say(`  • pinned ${pinned.join(', ')} never leaves ${primary}`);
-  if (ap) say(`  • EU customers in ap-southeast-1: ${ap['customers (residency=eu)']} (residency rule eu-customers)`);
+  if (ap)
+    say(
+      `  • EU customers in ap-southeast-1: ${ap['customers (residency=eu)']} (residency rule eu-customers)`,
+    );
   say('\nNext: `regionctl plan` (nothing to do), `regionctl lab kill us-east-1`, `regionctl lab down`.');
   const leaked = ap ? (ap['customers (residency=eu)'] ?? 0) : 0;
   return leaked === 0 ? 0 : 1;
