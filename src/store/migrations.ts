@@ -124,4 +124,30 @@ CREATE TABLE regionctl.alert (
 CREATE UNIQUE INDEX alert_open_key ON regionctl.alert (key) WHERE resolved_at IS NULL;
 `,
   },
+  {
+    version: 2,
+    name: 'interrupted apply runs, step errors, alert detail, indexes for the reconciler',
+    sql: `
+-- 'interrupted': a run whose process died; the next apply (under the leader lock) resumes it.
+ALTER TABLE regionctl.apply_run DROP CONSTRAINT apply_run_status_check;
+ALTER TABLE regionctl.apply_run ADD CONSTRAINT apply_run_status_check
+  CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted'));
+CREATE INDEX apply_run_status_idx ON regionctl.apply_run (status, id);
+
+-- 'skipped': a resumed failover found a step's effect already in place.
+ALTER TABLE regionctl.failover_step DROP CONSTRAINT failover_step_status_check;
+ALTER TABLE regionctl.failover_step ADD CONSTRAINT failover_step_status_check
+  CHECK (status IN ('started', 'done', 'failed', 'skipped'));
+ALTER TABLE regionctl.failover_step ADD COLUMN error text;
+ALTER TABLE regionctl.failover_step ADD COLUMN attempts integer NOT NULL DEFAULT 1;
+CREATE INDEX failover_event_status_idx ON regionctl.failover_event (status, id);
+
+ALTER TABLE regionctl.alert ADD COLUMN detail jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE regionctl.alert ADD COLUMN last_seen_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX alert_raised_idx ON regionctl.alert (raised_at);
+
+CREATE INDEX audit_log_at_idx ON regionctl.audit_log (at);
+CREATE INDEX reconcile_run_started_idx ON regionctl.reconcile_run (started_at);
+`,
+  },
 ];
