@@ -27,6 +27,7 @@ export async function runPlan(opts: {
   else process.stdout.write(renderText(plan));
   if (opts.out) writeFileSync(opts.out, renderJson(plan));
   if (hasBlockingProblems(plan)) return 1;
-  if (opts.detailedExitcode && plan.actions.length > 0) return 2;
+  // An unobserved region may need changes: "no changes" would be a claim we cannot make.
+  if (opts.detailedExitcode && (plan.actions.length > 0 || plan.unreachable.length > 0)) return 2;
   return 0;
 }

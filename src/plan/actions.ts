@@ -89,7 +89,7 @@ export function describeAction(a: Action): string {
     case 'drop-subscription':
       return `drop subscription ${a.name}`;
     case 'truncate-tables':
-      return `truncate ${a.tables.join(', ')} (to re-copy them through the channel)`;
+      return `truncate ${a.tables.join(', ')} on the secondary`;
     default:
       return assertNever(a);
   }

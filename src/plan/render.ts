@@ -23,6 +23,9 @@ export function countByRisk(actions: Action[]): Record<string, number> {
 }
 
 function summaryLine(plan: Plan): string {
+  if (plan.actions.length === 0 && plan.unreachable.length > 0) {
+    return `No changes for the reachable regions; ${plan.unreachable.length} region(s) could not be observed, so the regions may still differ from the spec.`;
+  }
   if (plan.actions.length === 0) return 'No changes. The regions match regions.yaml.';
   const counts = countByRisk(plan.actions);
   const parts = Object.keys(counts)

@@ -11,7 +11,7 @@ export function registerPlan(program: Command): void {
     .addOption(
       new Option(
         '--detailed-exitcode',
-        'exit 0 when there is nothing to do, 2 when there are changes, 1 on error (as terraform plan)',
+        'exit 0 when there is nothing to do, 2 when there are changes or a region could not be observed, 1 on error or blocking problems',
       ),
     )
     .addHelpText(
