@@ -64,6 +64,7 @@ export function convergedObservation(desired: DesiredState): Observed {
         },
         inRecovery: false,
         currentLsn: '0/1000000',
+        serverTime: '2026-01-01T00:00:00.000Z',
         databaseExists: true,
         publications: pubs.map((c) => {
           const tables: ObservedPublishedTable[] = c.publication.tables.map((t) => ({
@@ -93,6 +94,8 @@ export function convergedObservation(desired: DesiredState): Observed {
           comment: null,
           workerPid: 100,
           appliedLsn: '0/1000000',
+          latestEndLsn: '0/1000000',
+          conflicts: {},
           lastMsgReceiptTime: '2026-01-01T00:00:00.000Z',
           applyErrorCount: 0,
           syncErrorCount: 0,
@@ -107,12 +110,15 @@ export function convergedObservation(desired: DesiredState): Observed {
         })),
         heartbeatInstalled: true,
         heartbeats: [],
+        sequences: [],
         guards: [
           {
             role: 'app',
             exists: true,
             writableTables: primary ? desired.applicationTables : [],
             defaultReadOnly: !primary,
+            canLogin: true,
+            sessions: 0,
           },
         ],
       };

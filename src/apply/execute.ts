@@ -13,7 +13,7 @@ import { guardSql } from '../sql/guard.js';
 import { heartbeatDdl } from '../sql/heartbeat.js';
 import { alterPublicationSql, createPublicationSql, dropPublicationSql } from '../sql/publication.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
-import type { Statement } from '../sql/statement.js';
+import { runStatements } from '../sql/statement.js';
 import {
   createSubscriptionSql,
   dropSubscriptionSql,
@@ -27,33 +27,6 @@ export interface ExecContext {
   /** One connection per region for the duration of an apply. */
   client(region: string): Promise<pg.Client>;
   log(line: string): void;
-}
-
-export async function runStatements(c: pg.Client, stmts: Statement[]): Promise<void> {
-  // Consecutive transactional statements share a transaction; the others (CREATE
-  // SUBSCRIPTION with a slot, DROP SUBSCRIPTION) must run on their own.
-  let batch: string[] = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const sql = batch;
-    batch = [];
-    await c.query('BEGIN');
-    try {
-      for (const s of sql) await c.query(s);
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    }
-  };
-  for (const s of stmts) {
-    if (s.transactional) batch.push(s.sql);
-    else {
-      await flush();
-      await c.query(s.sql);
-    }
-  }
-  await flush();
 }
 
 async function exists(c: pg.Client, sql: string, params: unknown[]): Promise<boolean> {

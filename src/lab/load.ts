@@ -16,8 +16,10 @@
  * application's). If that is impossible — the region died right after acknowledging —
  * the entry keeps the upper bound with commitLsnExact: false.
  */
+
 import { randomBytes, randomInt } from 'node:crypto';
 import type pg from 'pg';
+import { compareLsn } from '../model/lsn.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, regionTarget } from '../sql/connect.js';
 import { appRolePasswordFile } from './demo-schema.js';
@@ -517,13 +519,4 @@ class LsnResolver {
 /** pg_walinspect reports the 32-bit xid; xid8 carries the epoch in its high half. */
 function xid32(xid8: string): string {
   return (BigInt(xid8) & 0xffffffffn).toString();
-}
-
-export function compareLsn(a: string, b: string): number {
-  const v = (l: string) => {
-    const [hi, lo] = l.split('/');
-    return (BigInt(`0x${hi ?? '0'}`) << 32n) | BigInt(`0x${lo ?? '0'}`);
-  };
-  const d = v(a) - v(b);
-  return d < 0n ? -1 : d > 0n ? 1 : 0;
 }

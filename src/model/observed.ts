@@ -34,11 +34,15 @@ export interface ObservedSubscription {
   workerPid: number | null;
   /** Upstream LSN applied (pg_replication_origin_status.remote_lsn), in the publisher's LSN space. */
   appliedLsn: string | null;
+  /** Last upstream position the apply worker reported to the publisher (pg_stat_subscription). */
+  latestEndLsn: string | null;
   /** Last message from the publisher (pg_stat_subscription.last_msg_receipt_time), ISO. */
   lastMsgReceiptTime: string | null;
   /** Apply / sync errors counted by pg_stat_subscription_stats. */
   applyErrorCount: number;
   syncErrorCount: number;
+  /** Conflict counters (confl_*) where the server has them (PostgreSQL 18). */
+  conflicts: Record<string, number>;
   /** Tables of the subscription not yet in state 'r' (ready). */
   tablesNotReady: string[];
 }
@@ -55,6 +59,8 @@ export interface ObservedSlot {
   walStatus: string | null;
   /** Bytes of WAL the slot keeps (current LSN − restart LSN). */
   retainedBytes: number | null;
+  /** Why the server invalidated the slot (wal_removed, ...), when it did. */
+  invalidationReason: string | null;
 }
 
 export interface ObservedTable {
@@ -81,6 +87,19 @@ export interface ObservedRoleGuard {
   writableTables: string[];
   /** ALTER ROLE .. IN DATABASE .. SET default_transaction_read_only = on is in place. */
   defaultReadOnly: boolean;
+  /** NOLOGIN is part of a fence. */
+  canLogin: boolean;
+  /** Sessions of the role on the server right now. */
+  sessions: number;
+}
+
+export interface ObservedSequence {
+  /** schema.sequence */
+  name: string;
+  lastValue: string | null;
+  incrementBy: string;
+  /** schema.table.column owning it, if any. */
+  ownedBy: string | null;
 }
 
 export interface ObservedSettings {
@@ -101,6 +120,8 @@ export interface ReachableRegion {
   inRecovery: boolean;
   /** pg_current_wal_lsn(). */
   currentLsn: string;
+  /** The server's clock when observed (ISO): heartbeat ages are measured with the primary's clock. */
+  serverTime: string;
   /** Whether spec.database exists there; when false the lists below are empty. */
   databaseExists: boolean;
   publications: ObservedPublication[];
@@ -111,6 +132,7 @@ export interface ReachableRegion {
   heartbeatInstalled: boolean;
   heartbeats: ObservedHeartbeat[];
   guards: ObservedRoleGuard[];
+  sequences: ObservedSequence[];
 }
 
 export interface UnreachableRegion {

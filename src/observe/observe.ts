@@ -11,17 +11,22 @@ import type {
   RegionObservation,
 } from '../model/observed.js';
 import type { RegionsSpec } from '../spec/schema.js';
-import { connect, regionTarget, type Target } from '../sql/connect.js';
 import {
-  GUARDS_SQL,
   HEARTBEAT_EXISTS_SQL,
   HEARTBEAT_ROWS_SQL,
+  PUBLICATION_TABLES_SQL,
   PUBLICATIONS_SQL,
+  ROLE_GUARDS_SQL,
+  SEQUENCES_SQL,
   SERVER_SQL,
   SLOTS_SQL,
+  SUBSCRIPTION_RELS_SQL,
+  SUBSCRIPTION_STATS_SQL,
+  SUBSCRIPTION_WORKERS_SQL,
   SUBSCRIPTIONS_SQL,
   TABLES_SQL,
-} from './queries.js';
+} from '../sql/catalog.js';
+import { connect, regionTarget, type Target } from '../sql/connect.js';
 
 export interface ObserveOptions {
   connectTimeoutMs?: number;
@@ -67,42 +72,58 @@ function iso(v: unknown): string | null {
 }
 
 async function readPublications(c: pg.Client): Promise<ObservedPublication[]> {
-  const res = await c.query(PUBLICATIONS_SQL);
-  const byName = new Map<string, ObservedPublication>();
-  for (const row of res.rows) {
-    let p = byName.get(row.pubname);
-    if (!p) {
-      p = { name: row.pubname, tables: [], comment: row.comment };
-      byName.set(row.pubname, p);
-    }
-    if (row.tablename) {
-      const attnames: string[] = row.attnames ?? [];
-      p.tables.push({
-        table: `${row.schemaname}.${row.tablename}`,
-        rowFilter: row.rowfilter ?? null,
-        columns: attnames.length > 0 && attnames.length < Number(row.ncols) ? [...attnames].sort() : null,
-      });
-    }
+  const pubs = (await c.query(PUBLICATIONS_SQL)).rows;
+  const tables = (await c.query(PUBLICATION_TABLES_SQL, [null])).rows;
+  return pubs.map((p) => ({
+    name: p.pubname,
+    comment: p.comment ?? null,
+    tables: tables
+      .filter((t) => t.pubname === p.pubname)
+      .map((t) => ({
+        table: t.qualified_name,
+        rowFilter: t.rowfilter ?? null,
+        columns: t.has_column_list ? [...(t.attnames as string[])].sort() : null,
+      })),
+  }));
+}
+
+function numericCounters(v: Record<string, unknown> | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, x] of Object.entries(v ?? {})) {
+    if (k.startsWith('confl_') && x !== null && Number.isFinite(Number(x))) out[k] = Number(x);
   }
-  return [...byName.values()];
+  return out;
 }
 
 async function readSubscriptions(c: pg.Client): Promise<ObservedSubscription[]> {
-  const res = await c.query(SUBSCRIPTIONS_SQL);
-  return res.rows.map((row) => ({
-    name: row.subname,
-    enabled: row.subenabled,
-    publications: row.subpublications ?? [],
-    slotName: row.subslotname ?? null,
-    ...parseConninfo(row.subconninfo ?? ''),
-    comment: row.comment ?? null,
-    workerPid: row.worker_pid ?? null,
-    appliedLsn: row.applied_lsn ?? null,
-    lastMsgReceiptTime: iso(row.last_msg),
-    applyErrorCount: Number(row.apply_errors),
-    syncErrorCount: Number(row.sync_errors),
-    tablesNotReady: row.not_ready ?? [],
-  }));
+  const subs = (await c.query(SUBSCRIPTIONS_SQL)).rows;
+  const workers = (await c.query(SUBSCRIPTION_WORKERS_SQL)).rows;
+  const rels = (await c.query(SUBSCRIPTION_RELS_SQL)).rows;
+  const stats = (await c.query(SUBSCRIPTION_STATS_SQL)).rows;
+  return subs.map((row) => {
+    const apply = workers.find((w) => w.subname === row.subname && w.relation === null);
+    const mine = workers.filter((w) => w.subname === row.subname);
+    const st = stats.find((x) => x.subname === row.subname);
+    const receipts = mine.map((w) => iso(w.last_msg_receipt_time)).filter((x): x is string => x !== null);
+    return {
+      name: row.subname,
+      enabled: row.subenabled,
+      publications: row.subpublications ?? [],
+      slotName: row.subslotname ?? null,
+      ...parseConninfo(row.conninfo_redacted ?? ''),
+      comment: row.comment ?? null,
+      workerPid: apply?.pid ?? null,
+      appliedLsn: row.applied_lsn ?? null,
+      latestEndLsn: apply?.latest_end_lsn ?? null,
+      lastMsgReceiptTime: receipts.sort().at(-1) ?? null,
+      applyErrorCount: Number(st?.apply_error_count ?? 0),
+      syncErrorCount: Number(st?.sync_error_count ?? 0),
+      conflicts: numericCounters(st?.counters ?? null),
+      tablesNotReady: rels
+        .filter((r) => r.subname === row.subname && r.state !== 'r')
+        .map((r) => r.qualified_name),
+    };
+  });
 }
 
 export async function observeRegion(
@@ -133,7 +154,8 @@ export async function observeRegion(
     }
   }
   try {
-    const server = (await client.query(SERVER_SQL, [target.database])).rows[0];
+    const server = (await client.query(SERVER_SQL)).rows[0];
+    const now = (await client.query('SELECT clock_timestamp() AS t')).rows[0].t;
     const base: ReachableRegion = {
       region,
       reachable: true,
@@ -148,7 +170,8 @@ export async function observeRegion(
       },
       inRecovery: server.in_recovery,
       currentLsn: server.current_lsn,
-      databaseExists: databaseReachable && server.database_exists,
+      serverTime: iso(now) ?? observedAt,
+      databaseExists: databaseReachable,
       publications: [],
       subscriptions: [],
       slots: (await client.query(SLOTS_SQL)).rows.map((r) => ({
@@ -161,20 +184,28 @@ export async function observeRegion(
         restartLsn: r.restart_lsn ?? null,
         walStatus: r.wal_status ?? null,
         retainedBytes: r.retained_bytes === null ? null : Number(r.retained_bytes),
+        invalidationReason: r.invalidation_reason ?? null,
       })),
       tables: [],
       heartbeatInstalled: false,
       heartbeats: [],
       guards: [],
+      sequences: [],
     };
     if (!base.databaseExists) return base;
     base.publications = await readPublications(client);
     base.subscriptions = await readSubscriptions(client);
     base.tables = (await client.query(TABLES_SQL)).rows.map((r) => ({
-      table: `${r.schema}.${r.name}`,
-      replicaIdentity: r.replident,
-      hasPrimaryKey: r.has_pk,
-      columnsSignature: r.sig,
+      table: r.qualified_name,
+      replicaIdentity: r.replica_identity,
+      hasPrimaryKey: r.has_primary_key,
+      columnsSignature: r.columns_signature,
+    }));
+    base.sequences = (await client.query(SEQUENCES_SQL)).rows.map((r) => ({
+      name: r.sequence,
+      lastValue: r.last_value === null ? null : String(r.last_value),
+      incrementBy: String(r.increment_by),
+      ownedBy: r.owned_by ?? null,
     }));
     base.heartbeatInstalled = (await client.query(HEARTBEAT_EXISTS_SQL)).rows[0].installed;
     if (base.heartbeatInstalled) {
@@ -185,14 +216,16 @@ export async function observeRegion(
         writtenAt: iso(r.written_at) ?? '',
       }));
     }
-    base.guards = (await client.query(GUARDS_SQL, [opts.applicationRoles, opts.applicationTables])).rows.map(
-      (r) => ({
-        role: r.role,
-        exists: r.exists,
-        writableTables: r.writable ?? [],
-        defaultReadOnly: r.default_read_only,
-      }),
-    );
+    base.guards = (
+      await client.query(ROLE_GUARDS_SQL, [opts.applicationRoles, opts.applicationTables])
+    ).rows.map((r) => ({
+      role: r.role,
+      exists: r.exists,
+      writableTables: r.writable_tables ?? [],
+      defaultReadOnly: r.default_read_only,
+      canLogin: r.can_login,
+      sessions: Number(r.sessions),
+    }));
     return base;
   } catch (e) {
     return { region, reachable: false, observedAt, reason: describeError(e) };

@@ -43,7 +43,14 @@ describe('steady-state planner', () => {
       r.subscriptions = [];
       r.heartbeatInstalled = false;
       r.guards = [
-        { role: 'app', exists: true, writableTables: desired.applicationTables, defaultReadOnly: false },
+        {
+          role: 'app',
+          exists: true,
+          writableTables: desired.applicationTables,
+          defaultReadOnly: false,
+          canLogin: true,
+          sessions: 0,
+        },
       ];
     }
     const plan = planSteadyState(desired, observed);
@@ -153,7 +160,16 @@ describe('steady-state planner', () => {
     const sub = s.subscriptions[0];
     if (!sub) throw new Error('fixture');
     sub.enabled = false;
-    s.guards = [{ role: 'app', exists: true, writableTables: ['public.t0000'], defaultReadOnly: true }];
+    s.guards = [
+      {
+        role: 'app',
+        exists: true,
+        writableTables: ['public.t0000'],
+        defaultReadOnly: true,
+        canLogin: true,
+        sessions: 0,
+      },
+    ];
     const plan = planSteadyState(desired, observed);
     expect(plan.actions.map((a) => a.kind).sort()).toEqual(['enable-subscription', 'set-guard']);
   });
