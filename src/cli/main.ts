@@ -9,6 +9,7 @@ import { ExitCode, errorMessage, isRegionctlError } from '../errors.js';
 import { registerApply } from './commands/apply.js';
 import { registerLab } from './commands/lab.js';
 import { registerPlan } from './commands/plan.js';
+import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 
 export function buildProgram(): Command {
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerPlan(program);
   registerApply(program);
+  registerStatus(program);
   return program;
 }
 

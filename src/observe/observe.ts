@@ -154,6 +154,8 @@ export async function observeRegion(
     }
   }
   try {
+    // A lock held on a table must make the observer wait, not hang: it reports instead.
+    await client.query("SET lock_timeout = '500ms'");
     const server = (await client.query(SERVER_SQL)).rows[0];
     const now = (await client.query('SELECT clock_timestamp() AS t')).rows[0].t;
     const base: ReachableRegion = {

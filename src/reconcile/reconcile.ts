@@ -1,0 +1,186 @@
+/**
+ * One reconcile pass: observe every region, measure each channel against its RPO,
+ * record it in the control store, raise or resolve alerts (once per episode), and report
+ * drift. Only the leader writes; a standby observes and reports.
+ */
+import type { AlertSink } from '../alerts/sink.js';
+import { type DesiredState, desiredState } from '../model/desired.js';
+import type { Observed } from '../model/observed.js';
+import { type DriftItem, driftReport } from '../observe/drift.js';
+import {
+  allChannelHealth,
+  type ChannelHealth,
+  channelKey,
+  type PreviousSample,
+  type RegionRole,
+  regionRole,
+} from '../observe/health.js';
+import { observe } from '../observe/observe.js';
+import { type Plan, planSteadyState } from '../plan/plan.js';
+import type { RegionsSpec } from '../spec/schema.js';
+import type { Store } from '../store/store.js';
+
+export interface RegionSummary {
+  region: string;
+  role: RegionRole;
+  reachable: boolean;
+  lsn: string | null;
+  reason: string | null;
+}
+
+export interface ReconcileResult {
+  at: string;
+  durationMs: number;
+  leader: boolean;
+  primary: string;
+  epoch: number;
+  regions: RegionSummary[];
+  channels: ChannelHealth[];
+  drift: DriftItem[];
+  plan: Plan;
+  alertsRaised: string[];
+  alertsResolved: string[];
+}
+
+export interface ReconcileContext {
+  spec: RegionsSpec;
+  specDir: string;
+  /** Null when the control store is unreachable: the pass still observes and reports. */
+  store: Store | null;
+  sink: AlertSink;
+  /** Only the leader writes; it must have a store. */
+  leader: boolean;
+  /** Samples of the previous pass, keyed by channelKey (kept in memory by --watch). */
+  previous?: Map<string, PreviousSample>;
+}
+
+const SEVERITY = { alert: 'warning', lagging: 'warning', failed: 'critical' } as const;
+
+function regionSummaries(observed: Observed, spec: RegionsSpec): RegionSummary[] {
+  return observed.regions.map((o) => ({
+    region: o.region,
+    role: regionRole(o, spec.applicationRoles),
+    reachable: o.reachable,
+    lsn: o.reachable ? o.currentLsn : null,
+    reason: o.reachable ? null : o.reason,
+  }));
+}
+
+async function previousFromStore(store: Store, epoch: number): Promise<Map<string, PreviousSample>> {
+  const out = new Map<string, PreviousSample>();
+  for (const r of await store.listChannels()) {
+    if (r.epoch !== epoch) continue; // LSNs of another primary are another space
+    out.set(channelKey(r.primaryRegion, r.secondaryRegion), {
+      primaryLsn: r.primaryLsn,
+      appliedLsn: r.applyLsn,
+      at: r.updatedAt.toISOString(),
+    });
+  }
+  return out;
+}
+
+async function recordAndAlert(
+  ctx: ReconcileContext & { store: Store },
+  epoch: number,
+  channels: ChannelHealth[],
+  at: string,
+): Promise<{ raised: string[]; resolved: string[] }> {
+  const raised: string[] = [];
+  const resolved: string[] = [];
+  for (const h of channels) {
+    await ctx.store.upsertChannel({
+      primaryRegion: h.from,
+      secondaryRegion: h.to,
+      status: h.status,
+      epoch,
+      applyLsn: h.appliedLsn,
+      primaryLsn: h.primaryLsn,
+      lagBytes: h.lagBytes,
+      lagSeconds: h.lagSeconds,
+      catchupEtaSeconds: h.catchUpSeconds,
+    });
+    // One alert per channel episode: escalating from alert to failed is the same episode.
+    const key = `channel:${channelKey(h.from, h.to)}`;
+    if (h.status !== 'active') {
+      const message = `channel ${h.from} → ${h.to} is ${h.status}: ${h.reasons.join('; ')}`;
+      const r = await ctx.store.raiseAlert(key, {
+        channel: channelKey(h.from, h.to),
+        severity: SEVERITY[h.status],
+        message,
+        detail: { lagBytes: h.lagBytes, lagSeconds: h.lagSeconds },
+      });
+      if (r.raised) {
+        raised.push(key);
+        await ctx.sink.send({
+          key,
+          state: 'raised',
+          severity: SEVERITY[h.status],
+          channel: channelKey(h.from, h.to),
+          message,
+          at,
+          detail: { status: h.status, lagBytes: h.lagBytes, lagSeconds: h.lagSeconds },
+        });
+      }
+    } else if (await ctx.store.resolveAlert(key)) {
+      resolved.push(key);
+      await ctx.sink.send({
+        key,
+        state: 'resolved',
+        severity: 'warning',
+        channel: channelKey(h.from, h.to),
+        message: `channel ${h.from} → ${h.to} is active again (lag ${h.lagSeconds ?? '?'} s)`,
+        at,
+      });
+    }
+  }
+  return { raised, resolved };
+}
+
+export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileResult> {
+  const t0 = performance.now();
+  const desired: DesiredState = desiredState(ctx.spec);
+  const store = ctx.store;
+  if (ctx.leader && !store) throw new Error('a leading reconciler needs the control store');
+  const topology = store
+    ? ctx.leader
+      ? ((await store.getTopology()) ?? (await store.initTopology(desired.primary)))
+      : await store.getTopology()
+    : null;
+  const epoch = topology?.epoch ?? 0;
+  const runId = ctx.leader && store ? await store.startReconcileRun(true) : null;
+  const observed = await observe(ctx.spec, ctx.specDir);
+  const at = new Date().toISOString();
+  const previous = ctx.previous ?? (store ? await previousFromStore(store, epoch) : new Map());
+  const interval = ctx.spec.heartbeat?.intervalSeconds ?? 1;
+  const channels = allChannelHealth(desired, observed, { heartbeatIntervalSeconds: interval, previous }, at);
+  const plan = planSteadyState(desired, observed);
+  const drift = driftReport(desired, observed, plan);
+  let alerts = { raised: [] as string[], resolved: [] as string[] };
+  if (ctx.leader && store) alerts = await recordAndAlert({ ...ctx, store }, epoch, channels, at);
+  if (ctx.previous) {
+    ctx.previous.clear();
+    for (const h of channels) {
+      ctx.previous.set(channelKey(h.from, h.to), { primaryLsn: h.primaryLsn, appliedLsn: h.appliedLsn, at });
+    }
+  }
+  const result: ReconcileResult = {
+    at,
+    durationMs: Math.round(performance.now() - t0),
+    leader: ctx.leader,
+    primary: desired.primary,
+    epoch,
+    regions: regionSummaries(observed, ctx.spec),
+    channels,
+    drift,
+    plan,
+    alertsRaised: alerts.raised,
+    alertsResolved: alerts.resolved,
+  };
+  if (runId !== null && store) {
+    await store.finishReconcileRun(runId, {
+      drift,
+      summary: { channels: channels.map((c) => ({ ...c })), regions: result.regions },
+    });
+  }
+  return result;
+}
