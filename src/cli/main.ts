@@ -7,8 +7,10 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, errorMessage, isRegionctlError } from '../errors.js';
 import { registerApply } from './commands/apply.js';
+import { registerFailover } from './commands/failover.js';
 import { registerLab } from './commands/lab.js';
 import { registerPlan } from './commands/plan.js';
+import { registerReconcile } from './commands/reconcile.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerPlan(program);
   registerApply(program);
   registerStatus(program);
+  registerReconcile(program);
+  registerFailover(program);
   return program;
 }
 

@@ -6,6 +6,7 @@
 import type { AlertSink } from '../alerts/sink.js';
 import { type DesiredState, desiredState } from '../model/desired.js';
 import type { Observed } from '../model/observed.js';
+import { effectiveSpec } from '../model/promote.js';
 import { type DriftItem, driftReport } from '../observe/drift.js';
 import {
   allChannelHealth,
@@ -73,7 +74,7 @@ async function previousFromStore(store: Store, epoch: number): Promise<Map<strin
     out.set(channelKey(r.primaryRegion, r.secondaryRegion), {
       primaryLsn: r.primaryLsn,
       appliedLsn: r.applyLsn,
-      at: r.updatedAt.toISOString(),
+      at: r.lastSeenAt.toISOString(),
     });
   }
   return out;
@@ -136,17 +137,31 @@ async function recordAndAlert(
   return { raised, resolved };
 }
 
-export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileResult> {
+/**
+ * The spec as regionctl must act on it now: after a failover the control store's
+ * topology names the primary until the write-back is merged, and fenced or rebuilding
+ * regions have no channel.
+ */
+export async function currentSpec(
+  spec: RegionsSpec,
+  store: Store | null,
+  opts: { init: boolean },
+): Promise<{ spec: RegionsSpec; epoch: number; excluded: string[] }> {
+  if (!store) return { spec, epoch: 0, excluded: [] };
+  const specPrimary = desiredState(spec).primary;
+  const topology = (await store.getTopology()) ?? (opts.init ? await store.initTopology(specPrimary) : null);
+  const excluded = (await store.regionStates()).map((r) => r.region);
+  return { spec: effectiveSpec(spec, topology, excluded), epoch: topology?.epoch ?? 0, excluded };
+}
+
+export async function reconcileOnce(input: ReconcileContext): Promise<ReconcileResult> {
   const t0 = performance.now();
+  const store = input.store;
+  if (input.leader && !store) throw new Error('a leading reconciler needs the control store');
+  const current = await currentSpec(input.spec, store, { init: input.leader });
+  const ctx = { ...input, spec: current.spec };
   const desired: DesiredState = desiredState(ctx.spec);
-  const store = ctx.store;
-  if (ctx.leader && !store) throw new Error('a leading reconciler needs the control store');
-  const topology = store
-    ? ctx.leader
-      ? ((await store.getTopology()) ?? (await store.initTopology(desired.primary)))
-      : await store.getTopology()
-    : null;
-  const epoch = topology?.epoch ?? 0;
+  const epoch = current.epoch;
   const runId = ctx.leader && store ? await store.startReconcileRun(true) : null;
   const observed = await observe(ctx.spec, ctx.specDir);
   const at = new Date().toISOString();
@@ -156,7 +171,11 @@ export async function reconcileOnce(ctx: ReconcileContext): Promise<ReconcileRes
   const plan = planSteadyState(desired, observed);
   const drift = driftReport(desired, observed, plan);
   let alerts = { raised: [] as string[], resolved: [] as string[] };
-  if (ctx.leader && store) alerts = await recordAndAlert({ ...ctx, store }, epoch, channels, at);
+  if (ctx.leader && store) {
+    alerts = await recordAndAlert({ ...ctx, store }, epoch, channels, at);
+    const p = observed.regions.find((r) => r.region === desired.primary);
+    if (p?.reachable) await store.saveSequenceSnapshot(p.region, p.sequences);
+  }
   if (ctx.previous) {
     ctx.previous.clear();
     for (const h of channels) {

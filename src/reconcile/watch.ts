@@ -5,21 +5,25 @@
  */
 import type pg from 'pg';
 import type { AlertSink } from '../alerts/sink.js';
-import { primaryOf } from '../model/desired.js';
+import { corroborate } from '../failover/choose.js';
+import { fenceRegion, runFailover } from '../failover/failover.js';
+import { desiredState, primaryOf } from '../model/desired.js';
 import type { PreviousSample } from '../observe/health.js';
+import { observe } from '../observe/observe.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, controlTarget, regionTarget } from '../sql/connect.js';
 import { heartbeatWriteSql } from '../sql/heartbeat.js';
 import { runStatements } from '../sql/statement.js';
 import { describeHolder, type LeaderLock, tryAcquireLeaderLock } from '../store/leader-lock.js';
 import type { Store } from '../store/store.js';
-import { type ReconcileResult, reconcileOnce } from './reconcile.js';
+import { currentSpec, type ReconcileResult, reconcileOnce } from './reconcile.js';
 
 export const RECONCILE_LOCK = 'reconcile';
 
 /** Writes the primary's heartbeat row every interval, reconnecting after failures. */
 export class HeartbeatWriter {
   private client: pg.Client | null = null;
+  private clientRegion: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   lastError: string | null = null;
@@ -29,6 +33,7 @@ export class HeartbeatWriter {
     private readonly spec: RegionsSpec,
     private readonly specDir: string,
     private readonly epoch: () => number,
+    private readonly primary: () => string = () => primaryOf(spec),
   ) {}
 
   start(): void {
@@ -41,9 +46,14 @@ export class HeartbeatWriter {
   private async beat(): Promise<void> {
     if (this.busy) return; // a slow primary must not pile up heartbeats
     this.busy = true;
-    const primary = primaryOf(this.spec);
+    const primary = this.primary();
     try {
+      if (this.client && this.clientRegion !== primary) {
+        await this.client.end().catch(() => {});
+        this.client = null;
+      }
       if (!this.client) {
+        this.clientRegion = primary;
         this.client = await connect(regionTarget(this.spec, primary, this.specDir), {
           applicationName: 'regionctl-heartbeat',
           connectTimeoutMs: 1000,
@@ -81,6 +91,8 @@ export interface WatchOptions {
   onResult?: (r: ReconcileResult) => void | Promise<void>;
   /** Stop after this many passes (tests, benchmarks); default: until aborted. */
   maxPasses?: number;
+  /** Tests: make an automatic failover stop (as if killed) right after the named step. */
+  crashAfterStep?: string;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -96,64 +108,233 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Serialises the loop's work: a failover never overlaps a reconcile pass or another failover. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => {});
+    return next;
+  }
+}
+
 export async function watch(o: WatchOptions): Promise<void> {
   const target = controlTarget(o.spec, o.specDir);
   let lock: LeaderLock | null = null;
   let epoch = 0;
-  const heartbeat = new HeartbeatWriter(o.spec, o.specDir, () => epoch);
+  let primary = primaryOf(o.spec);
+  const heartbeat = new HeartbeatWriter(
+    o.spec,
+    o.specDir,
+    () => epoch,
+    () => primary,
+  );
   const previous = new Map<string, PreviousSample>();
+  const mutex = new Mutex();
+  const log = (level: string, msg: string, extra: Record<string, unknown> = {}) =>
+    o.log(JSON.stringify({ level, msg, ...extra }));
+  const prober = new PrimaryProber(
+    o,
+    () => primary,
+    async (failures) => {
+      if (!lock) return;
+      await mutex.run(() => maybeFailover(o, failures, log));
+    },
+  );
   let standbyNoted = false;
   try {
     for (let pass = 0; !o.signal.aborted && (o.maxPasses === undefined || pass < o.maxPasses); pass++) {
       if (!lock) {
         const attempt = await tryAcquireLeaderLock(target, RECONCILE_LOCK, { wait: false }).catch(
           (e: Error) => {
-            o.log(JSON.stringify({ level: 'error', msg: 'control store unreachable', error: e.message }));
+            log('error', 'control store unreachable', { error: e.message });
             return null;
           },
         );
         if (attempt?.acquired) {
           lock = attempt.lock;
           standbyNoted = false;
-          o.log(JSON.stringify({ level: 'info', msg: 'leader: this reconciler acts' }));
+          log('info', 'leader: this reconciler acts');
           lock.onLost(() => {
-            o.log(JSON.stringify({ level: 'warn', msg: 'leader lock lost; standing by' }));
+            log('warn', 'leader lock lost; standing by');
             lock = null;
+            prober.stop();
             void heartbeat.stop();
           });
+          // A transition the previous leader left unfinished is finished before anything else.
+          await mutex.run(() => resumeUnfinished(o, log));
         } else if (attempt && !standbyNoted) {
-          o.log(
-            JSON.stringify({
-              level: 'info',
-              msg: `standing by: ${describeHolder(RECONCILE_LOCK, attempt.holder)}`,
-            }),
-          );
+          log('info', `standing by: ${describeHolder(RECONCILE_LOCK, attempt.holder)}`);
           standbyNoted = true;
         }
       }
       const leader = lock !== null;
-      if (leader) {
-        epoch = (await o.store.getTopology())?.epoch ?? 0;
-        heartbeat.start();
-      }
       try {
-        const r = await reconcileOnce({
-          spec: o.spec,
-          specDir: o.specDir,
-          store: o.store,
-          sink: o.sink,
-          leader,
-          previous,
-        });
+        const r = await mutex.run(() =>
+          reconcileOnce({ spec: o.spec, specDir: o.specDir, store: o.store, sink: o.sink, leader, previous }),
+        );
+        primary = r.primary;
+        epoch = r.epoch;
+        if (leader) {
+          heartbeat.start();
+          prober.start();
+          await mutex.run(() => fenceStrays(o, r, log));
+        }
         await o.onResult?.(r);
       } catch (e) {
-        o.log(JSON.stringify({ level: 'error', msg: 'reconcile pass failed', error: (e as Error).message }));
+        log('error', 'reconcile pass failed', { error: (e as Error).message });
       }
       await sleep(o.intervalMs, o.signal);
     }
   } finally {
+    prober.stop();
     await heartbeat.stop();
     const held = lock as LeaderLock | null;
     await held?.release();
+  }
+}
+
+/**
+ * Probes the primary every probe interval; after `failureThreshold` consecutive failures
+ * it asks for a failover decision (which still needs the secondaries to corroborate).
+ */
+class PrimaryProber {
+  private timer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private busy = false;
+  constructor(
+    private readonly o: WatchOptions,
+    private readonly primary: () => string,
+    private readonly onDown: (failures: number) => Promise<void>,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.probe(), this.o.spec.failover.probe.intervalSeconds * 1000);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async probe(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    const region = this.primary();
+    const timeout = this.o.spec.failover.probe.timeoutMs;
+    try {
+      const c = await connect(regionTarget(this.o.spec, region, this.o.specDir), {
+        applicationName: 'regionctl-probe',
+        connectTimeoutMs: timeout,
+        statementTimeoutMs: timeout,
+      });
+      try {
+        await c.query('SELECT 1');
+        this.failures = 0;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    } catch {
+      this.failures++;
+      if (this.failures >= this.o.spec.failover.probe.failureThreshold) {
+        await this.onDown(this.failures).catch(() => {});
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+async function resumeUnfinished(
+  o: WatchOptions,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+) {
+  const u = await o.store.unfinishedFailoverEvent();
+  if (!u || u.event.kind !== 'failover') return;
+  log('warn', 'resuming an unfinished failover', { eventId: u.event.id });
+  await runFailover({
+    spec: o.spec,
+    specDir: o.specDir,
+    store: o.store,
+    log: (l) => o.log(l),
+    force: u.event.forced,
+    trigger: u.event.triggerReason,
+  });
+}
+
+async function maybeFailover(
+  o: WatchOptions,
+  failures: number,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+): Promise<void> {
+  const { spec } = await currentSpec(o.spec, o.store, { init: false });
+  const desired = desiredState(spec);
+  const observed = await observe(spec, o.specDir);
+  const p = observed.regions.find((r) => r.region === desired.primary);
+  if (p?.reachable) return; // it came back between the probes and this check
+  const corroboration = corroborate(desired, observed, spec);
+  if (!corroboration.corroborated) {
+    log(
+      'warn',
+      'primary unreachable from the reconciler, but the secondaries still hear it: partition, no failover',
+      {
+        primary: desired.primary,
+        corroboration,
+      },
+    );
+    await o.store.raiseAlert(`partition:${desired.primary}`, {
+      severity: 'warning',
+      message: `reconciler cannot reach ${desired.primary}; ${corroboration.summary}`,
+    });
+    return;
+  }
+  const trigger = `primary ${desired.primary} unreachable for ${failures} probes; ${corroboration.summary}`;
+  if (spec.failover.mode !== 'automatic') {
+    const r = await o.store.raiseAlert(`primary-down:${desired.primary}`, {
+      severity: 'critical',
+      message: `${trigger}; failover mode is manual: run \`regionctl failover\``,
+    });
+    if (r.raised) log('error', 'primary down, manual failover required', { trigger });
+    return;
+  }
+  try {
+    const out = await runFailover({
+      spec: o.spec,
+      specDir: o.specDir,
+      store: o.store,
+      log: (l) => o.log(l),
+      force: false,
+      trigger,
+      corroboration,
+      ...(o.crashAfterStep ? { crashAfter: o.crashAfterStep } : {}),
+    });
+    log('warn', 'automatic failover completed', { ...out });
+  } catch (e) {
+    log('error', 'automatic failover did not run', { error: (e as Error).message });
+  }
+}
+
+/**
+ * First contact with a region that accepts application writes but is not the primary
+ * (an old primary coming back): fence it before anything else.
+ */
+async function fenceStrays(
+  o: WatchOptions,
+  r: ReconcileResult,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+): Promise<void> {
+  const strays = r.regions.filter((x) => x.role === 'primary' && x.region !== r.primary);
+  if (strays.length === 0) return;
+  const { spec } = await currentSpec(o.spec, o.store, { init: false });
+  const desired = desiredState(spec);
+  const observed = await observe(spec, o.specDir);
+  for (const s of strays) {
+    const f = await fenceRegion(spec, o.specDir, s.region, observed, desired);
+    await o.store.setRegionState(s.region, 'fenced', null);
+    log('warn', 'fenced a writable region that is not the primary', {
+      region: s.region,
+      confirmed: f.confirmed,
+    });
   }
 }

@@ -150,4 +150,26 @@ CREATE INDEX audit_log_at_idx ON regionctl.audit_log (at);
 CREATE INDEX reconcile_run_started_idx ON regionctl.reconcile_run (started_at);
 `,
   },
+  {
+    version: 3,
+    name: 'region state (fenced, rebuilding) and sequence snapshots of the primary',
+    sql: `
+CREATE TABLE regionctl.region_state (
+  region text PRIMARY KEY,
+  state text NOT NULL CHECK (state IN ('fenced', 'rebuilding')),
+  event_id integer REFERENCES regionctl.failover_event (id),
+  detail jsonb NOT NULL DEFAULT '{}',
+  since timestamptz NOT NULL DEFAULT now()
+);
+
+-- Sequences are not replicated: promotion moves them past what the old primary issued.
+CREATE TABLE regionctl.sequence_snapshot (
+  region text NOT NULL,
+  sequence text NOT NULL,
+  last_value numeric,
+  observed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (region, sequence)
+);
+`,
+  },
 ];

@@ -56,7 +56,7 @@ export interface ChannelRecord {
   lagBytes: number | null;
   lagSeconds: number | null;
   catchupEtaSeconds: number | null;
-  /** When the secondary was last seen applying; defaults to now. */
+  /** When the channel was last observed with its primary reachable; defaults to now when primaryLsn is known. */
   lastSeenAt?: Date;
 }
 
@@ -389,6 +389,60 @@ export class Store {
     return r.rowCount === 1;
   }
 
+  // ---- region state and sequence snapshots ---------------------------------------
+
+  /** Regions kept out of the topology (fenced old primaries, rebuilding regions). */
+  async regionStates(): Promise<
+    { region: string; state: 'fenced' | 'rebuilding'; eventId: number | null }[]
+  > {
+    const r = await this.client.query(
+      'SELECT region, state, event_id FROM regionctl.region_state ORDER BY region',
+    );
+    return r.rows.map((x) => ({ region: x.region, state: x.state, eventId: x.event_id ?? null }));
+  }
+
+  async setRegionState(
+    region: string,
+    state: 'fenced' | 'rebuilding' | null,
+    eventId: number | null,
+  ): Promise<void> {
+    if (state === null) {
+      await this.client.query('DELETE FROM regionctl.region_state WHERE region = $1', [region]);
+      return;
+    }
+    await this.client.query(
+      `INSERT INTO regionctl.region_state (region, state, event_id) VALUES ($1, $2, $3)
+       ON CONFLICT (region) DO UPDATE SET state = EXCLUDED.state, event_id = EXCLUDED.event_id, since = now()`,
+      [region, state, eventId],
+    );
+  }
+
+  /** Records the primary's sequence values (one statement for all of them). */
+  async saveSequenceSnapshot(
+    region: string,
+    seqs: { name: string; lastValue: string | null }[],
+  ): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.client.query(
+      `INSERT INTO regionctl.sequence_snapshot (region, sequence, last_value)
+       SELECT $1, s, v::numeric FROM unnest($2::text[], $3::text[]) AS t(s, v)
+       ON CONFLICT (region, sequence) DO UPDATE SET last_value = EXCLUDED.last_value, observed_at = now()`,
+      [region, seqs.map((x) => x.name), seqs.map((x) => x.lastValue)],
+    );
+  }
+
+  async sequenceSnapshot(
+    region: string,
+  ): Promise<Map<string, { lastValue: string | null; observedAt: Date }>> {
+    const r = await this.client.query(
+      'SELECT sequence, last_value::text AS v, observed_at FROM regionctl.sequence_snapshot WHERE region = $1',
+      [region],
+    );
+    return new Map(
+      r.rows.map((x) => [x.sequence as string, { lastValue: x.v ?? null, observedAt: x.observed_at }]),
+    );
+  }
+
   // ---- channels ------------------------------------------------------------------
 
   /** Records a channel's latest measurement; returns its previous status (null: new channel). */
@@ -401,10 +455,14 @@ export class Store {
           catchup_eta_seconds, last_seen_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, now()), now())
        ON CONFLICT (primary_region, secondary_region) DO UPDATE SET
-         status = EXCLUDED.status, epoch = EXCLUDED.epoch, apply_lsn = EXCLUDED.apply_lsn,
-         primary_lsn = EXCLUDED.primary_lsn, lag_bytes = EXCLUDED.lag_bytes, lag_seconds = EXCLUDED.lag_seconds,
+         status = EXCLUDED.status, epoch = EXCLUDED.epoch,
+         -- An unreachable side reports no LSN: keep the last known one (the failover's evidence).
+         apply_lsn = coalesce(EXCLUDED.apply_lsn, c.apply_lsn),
+         primary_lsn = coalesce(EXCLUDED.primary_lsn, c.primary_lsn),
+         lag_bytes = EXCLUDED.lag_bytes, lag_seconds = EXCLUDED.lag_seconds,
          catchup_eta_seconds = EXCLUDED.catchup_eta_seconds,
-         last_seen_at = CASE WHEN $10::timestamptz IS NULL THEN now() ELSE EXCLUDED.last_seen_at END,
+         last_seen_at = CASE WHEN $10::timestamptz IS NOT NULL THEN EXCLUDED.last_seen_at
+                             WHEN EXCLUDED.primary_lsn IS NOT NULL THEN now() ELSE c.last_seen_at END,
          updated_at = now()
        RETURNING c.*, (SELECT status FROM prev) AS previous_status`,
       [

@@ -167,6 +167,34 @@ mode 0600), the JSON form names each password's file or environment variable.
     });
 
   lab
+    .command('fence')
+    .description(
+      "Reject the application roles in a region's pg_hba.conf (a fence that works while it is down)",
+    )
+    .argument('<region>', 'region name')
+    .addOption(specOption())
+    .addOption(stateDirOption())
+    .action(async (region: string, opts: Common) => {
+      const { spec, specDir, stateDir } = await load(opts);
+      const { fenceLabRegion } = await import('../../lab/fence.js');
+      const r = await fenceLabRegion(spec, region, { specDir, stateDir });
+      process.stderr.write(`lab: region ${r.region}: application roles rejected in ${r.file}\n`);
+    });
+
+  lab
+    .command('unfence')
+    .description('Remove the fence that `lab fence` wrote')
+    .argument('<region>', 'region name')
+    .addOption(specOption())
+    .addOption(stateDirOption())
+    .action(async (region: string, opts: Common) => {
+      const { spec, specDir, stateDir } = await load(opts);
+      const { unfenceLabRegion } = await import('../../lab/fence.js');
+      const r = await unfenceLabRegion(spec, region, { specDir, stateDir });
+      process.stderr.write(`lab: region ${r.region}: fence removed from ${r.file}\n`);
+    });
+
+  lab
     .command('load')
     .description(
       'Generate application writes against the current primary, ledgering every acknowledged commit',

@@ -1,0 +1,481 @@
+/**
+ * Failover: fence the old primary, promote the most advanced candidate, re-form every
+ * other channel exactly, move the topology epoch and the DNS record. Journaled step by
+ * step in the control store (failover_event, failover_step): a reconciler killed at any
+ * step resumes the same failover, never starts a second one.
+ *
+ * Re-forming the other channels: a secondary that applied exactly as much of the old
+ * primary as the promoted region (same origin LSN, so the same content) follows the new
+ * primary from a slot created before the new primary accepts any write: nothing to
+ * copy. A secondary that is behind (or ahead, after a forced choice) is emptied and
+ * re-copied by PostgreSQL's own initial synchronisation, which is consistent with the
+ * new slot's start; its cost grows with the data, not with the gap (see README).
+ */
+import type pg from 'pg';
+import { executeAction, openClients } from '../apply/execute.js';
+import { RegionctlError } from '../errors.js';
+import { type DesiredChannel, type DesiredState, desiredState } from '../model/desired.js';
+import { compareLsn } from '../model/lsn.js';
+import type { Observed, ReachableRegion } from '../model/observed.js';
+import { effectiveSpec, promotedSpec, withoutRegions } from '../model/promote.js';
+import { observe } from '../observe/observe.js';
+import { currentSpec } from '../reconcile/reconcile.js';
+import type { RegionsSpec } from '../spec/schema.js';
+import { connect, conninfo, regionTarget } from '../sql/connect.js';
+import { fenceSql, guardSql } from '../sql/guard.js';
+import { ident, literal, tableRef } from '../sql/quote.js';
+import { runStatements } from '../sql/statement.js';
+import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
+import type { Store } from '../store/store.js';
+import { type CandidateChoice, type Corroboration, chooseCandidate } from './choose.js';
+import { moveDns } from './dns.js';
+import { runFenceHooks } from './fence.js';
+import { type StepRunner, stepRunner } from './steps.js';
+
+/** Sequences jump this far past the old primary's last observed value (it may have issued more). */
+export const SEQUENCE_MARGIN = 100_000;
+
+export interface TransitionOptions {
+  /** regions.yaml as written; the control store's topology is applied on top of it. */
+  spec: RegionsSpec;
+  specDir: string;
+  store: Store;
+  log: (line: string) => void;
+  to?: string;
+  force: boolean;
+  trigger: string;
+  corroboration?: Corroboration;
+  /** Tests: stop (as if killed) right after the named step. */
+  crashAfter?: string;
+}
+
+export interface FailoverOutcome {
+  eventId: number;
+  from: string;
+  to: string;
+  choice: CandidateChoice;
+  fenceConfirmed: boolean;
+  dnsMoved: boolean;
+  executionMs: number;
+}
+
+export function appTables(o: ReachableRegion | null, desired: DesiredState): string[] {
+  if (!o) return desired.applicationTables;
+  return desired.applicationTables.filter((t) => o.tables.some((x) => x.table === t));
+}
+
+function reachable(observed: Observed, region: string): ReachableRegion | null {
+  const o = observed.regions.find((r) => r.region === region);
+  return o?.reachable ? o : null;
+}
+
+async function lastPrimarySighting(store: Store, epoch: number) {
+  let lsn: string | null = null;
+  let at: Date | null = null;
+  for (const c of await store.listChannels()) {
+    if (c.epoch !== epoch || !c.primaryLsn) continue;
+    if (!lsn || compareLsn(c.primaryLsn, lsn) > 0) lsn = c.primaryLsn;
+    if (!at || c.lastSeenAt > at) at = c.lastSeenAt;
+  }
+  return { lsn, at: at?.toISOString() ?? null };
+}
+
+/** Verifies a fence the only way that proves it: a write as each application role must fail. */
+export async function verifyFence(c: pg.ClientBase, roles: string[], tables: string[]): Promise<boolean> {
+  for (const role of roles) {
+    const login = await c.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role]);
+    if (login.rows[0]?.rolcanlogin) return false;
+    for (const t of tables) {
+      await c.query('BEGIN');
+      try {
+        await c.query(`SET LOCAL ROLE ${ident(role)}`);
+        await c.query(`INSERT INTO ${tableRef(t)} DEFAULT VALUES`);
+        return false; // the write went through: not fenced
+      } catch (e) {
+        if ((e as { code?: string }).code !== '42501') return false; // failed for another reason
+      } finally {
+        await c.query('ROLLBACK').catch(() => {});
+      }
+    }
+  }
+  return true;
+}
+
+export async function fenceRegion(
+  spec: RegionsSpec,
+  specDir: string,
+  region: string,
+  observed: Observed,
+  desired: DesiredState,
+): Promise<{ method: string; confirmed: boolean; detail: unknown }> {
+  const o = reachable(observed, region);
+  if (o) {
+    const c = await connect(regionTarget(spec, region, specDir), { applicationName: 'regionctl-fence' });
+    try {
+      const tables = appTables(o, desired);
+      await runStatements(c, fenceSql(spec.applicationRoles, tables, spec.database));
+      const confirmed = await verifyFence(c, spec.applicationRoles, tables);
+      return { method: 'sql', confirmed, detail: { verifiedBy: 'write as each application role refused' } };
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+  const hooks = await runFenceHooks(spec, region);
+  return { method: 'command', confirmed: hooks.some((h) => h.confirmed), detail: hooks };
+}
+
+async function appliedLsnOf(c: pg.ClientBase, sub: string): Promise<string | null> {
+  const r = await c.query(
+    `SELECT os.remote_lsn::text AS lsn FROM pg_subscription s
+       JOIN pg_replication_origin_status os ON os.external_id = 'pg_' || s.oid
+      WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [sub],
+  );
+  return r.rows[0]?.lsn ?? null;
+}
+
+async function subscriptionExists(c: pg.ClientBase, sub: string): Promise<boolean> {
+  const r = await c.query(
+    'SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+    [sub],
+  );
+  return r.rowCount === 1;
+}
+
+/** Cut point first, then detach without the publisher: its slot stays there as evidence. */
+export async function detachKeepingSlot(c: pg.ClientBase, sub: string): Promise<{ cutLsn: string | null }> {
+  const cutLsn = await appliedLsnOf(c, sub);
+  if (await subscriptionExists(c, sub)) await runStatements(c, dropSubscriptionSql(sub, { keepSlot: true }));
+  return { cutLsn };
+}
+
+/** Moves every sequence on the new primary beyond what the old primary may have issued. */
+export async function advanceSequences(
+  c: pg.ClientBase,
+  known: Map<string, string | null>,
+  margin: number,
+): Promise<Record<string, string>> {
+  const seqs = (
+    await c.query(`SELECT s.schemaname || '.' || s.sequencename AS name, s.last_value::text AS last_value,
+              (SELECT d.refobjid::regclass::text || '|' || a.attname FROM pg_depend d
+                 JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS owner
+         FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', 'regionctl')`)
+  ).rows;
+  const out: Record<string, string> = {};
+  for (const s of seqs) {
+    let target = BigInt(s.last_value ?? 0);
+    const k = known.get(s.name);
+    if (k) target = BigInt(k) > target ? BigInt(k) : target;
+    if (s.owner) {
+      const [rel, col] = String(s.owner).split('|');
+      const m = await c.query(`SELECT max(${ident(col ?? '')})::text AS m FROM ${rel}`);
+      const v = m.rows[0]?.m;
+      if (v !== null && v !== undefined && BigInt(v) > target) target = BigInt(v);
+    }
+    target += BigInt(margin);
+    const current = BigInt(s.last_value ?? 0);
+    if (target > current) {
+      await c.query(`SELECT setval(${literal(s.name)}::regclass, ${target.toString()}, true)`);
+      out[s.name] = target.toString();
+    }
+  }
+  return out;
+}
+
+/** The new primary's desired state: every channel from it, the old primary left out. */
+export function promotedDesired(
+  spec: RegionsSpec,
+  to: string,
+  exclude: string[],
+): { spec: RegionsSpec; desired: DesiredState } {
+  const next = withoutRegions(promotedSpec(spec, to), exclude);
+  return { spec: next, desired: desiredState(next) };
+}
+
+async function follow(
+  next: RegionsSpec,
+  specDir: string,
+  ch: DesiredChannel,
+  client: (r: string) => Promise<pg.Client>,
+  copy: boolean,
+): Promise<Record<string, unknown>> {
+  const c = await client(ch.to);
+  if (await subscriptionExists(c, ch.subscription.name)) return { already: true };
+  if (copy) {
+    const tables = ch.publication.tables.map((t) => t.table);
+    const present = (
+      await c.query('SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL', [tables])
+    ).rows.map((r) => r.t as string);
+    if (present.length > 0) await c.query(`TRUNCATE ${present.map(tableRef).join(', ')}`);
+  }
+  const pub = await client(ch.from);
+  await pub.query(
+    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+    [ch.subscription.slotName],
+  );
+  const info = conninfo(regionTarget(next, ch.from, specDir));
+  await runStatements(
+    c,
+    createSubscriptionSql(ch.subscription, info, { copyData: copy, createSlot: true, enabled: true }),
+  );
+  return { copy };
+}
+
+export interface PreparedFailover {
+  desired: DesiredState;
+  observed: Observed;
+  choice: CandidateChoice;
+  epoch: number;
+}
+
+/** The spec as it was when `from` was the primary (for a transition away from it). */
+export async function specBefore(o: TransitionOptions, from: string): Promise<RegionsSpec> {
+  const excluded = (await o.store.regionStates()).map((r) => r.region).filter((r) => r !== from);
+  return effectiveSpec(o.spec, { primaryRegion: from }, excluded);
+}
+
+export async function prepareFailover(raw: TransitionOptions): Promise<PreparedFailover> {
+  const o = { ...raw, spec: (await currentSpec(raw.spec, raw.store, { init: true })).spec };
+  const desired = desiredState(o.spec);
+  const observed = await observe(o.spec, o.specDir);
+  const topo = (await o.store.getTopology()) ?? (await o.store.initTopology(desired.primary));
+  const sighting = await lastPrimarySighting(o.store, topo.epoch);
+  const p = reachable(observed, desired.primary);
+  const choice = chooseCandidate(desired, observed, o.spec, {
+    ...(o.to ? { to: o.to } : {}),
+    lastPrimaryLsn: p?.currentLsn ?? sighting.lsn,
+    lastPrimarySeenAt: p ? p.serverTime : sighting.at,
+  });
+  return { desired, observed, choice, epoch: topo.epoch };
+}
+
+export async function runFailover(
+  o: TransitionOptions,
+  prepared?: PreparedFailover,
+): Promise<FailoverOutcome> {
+  const unfinished = await o.store.unfinishedFailoverEvent();
+  if (unfinished && unfinished.event.kind === 'failover') return resumeFailover(o, unfinished.event.id);
+  if (unfinished) {
+    throw new RegionctlError(
+      'E_TRANSITION_IN_PROGRESS',
+      `a ${unfinished.event.kind} (event ${unfinished.event.id}) is unfinished`,
+      'let the reconciler finish it, or run the same command again to resume it',
+    );
+  }
+  const prep = prepared ?? (await prepareFailover(o));
+  const { choice, desired } = prep;
+  const before = { ...o, spec: await specBefore(o, desired.primary) };
+  if (!choice.candidate || (choice.refusal && !o.force)) {
+    const id = await o.store.createFailoverEvent({
+      kind: 'failover',
+      fromRegion: desired.primary,
+      toRegion: choice.candidate ?? '-',
+      triggerReason: o.trigger,
+      epoch: prep.epoch,
+      evidence: { choice, corroboration: o.corroboration ?? null },
+      forced: false,
+      estimatedLossBytes: choice.loss.bytes,
+      status: 'refused',
+    });
+    throw new RegionctlError(
+      'E_FAILOVER_REFUSED',
+      `failover refused (event ${id}): ${choice.refusal ?? 'no candidate'}`,
+      choice.candidate
+        ? `to accept the loss, run \`regionctl failover --to ${choice.candidate} --force\` (the loss is written into the event)`
+        : 'no region can be promoted: bring a candidate back or mark one as a candidate in regions.yaml',
+    );
+  }
+  const eventId = await o.store.createFailoverEvent({
+    kind: 'failover',
+    fromRegion: desired.primary,
+    toRegion: choice.candidate,
+    triggerReason: o.trigger,
+    epoch: prep.epoch + 1,
+    evidence: {
+      choice,
+      corroboration: o.corroboration ?? null,
+      params: { to: choice.candidate, force: o.force, epoch: prep.epoch },
+    },
+    forced: o.force,
+    estimatedLossBytes: choice.loss.bytes,
+  });
+  return execute(before, eventId, choice.candidate, prep.epoch, choice, prep.observed);
+}
+
+async function resumeFailover(o: TransitionOptions, eventId: number): Promise<FailoverOutcome> {
+  const ev = await o.store.getFailoverEvent(eventId);
+  const params = (ev?.evidence as { params?: { to: string; force: boolean; epoch: number } })?.params;
+  const choice = (ev?.evidence as { choice?: CandidateChoice })?.choice;
+  if (!ev || !params || !choice) {
+    throw new RegionctlError(
+      'E_STORE_MISSING',
+      `failover event ${eventId} lacks its parameters`,
+      'inspect it with `regionctl events`',
+    );
+  }
+  o.log(`resuming failover event ${eventId}: ${ev.fromRegion} → ${params.to}`);
+  const spec = await specBefore(o, ev.fromRegion);
+  const observed = await observe(spec, o.specDir);
+  return execute({ ...o, spec, force: params.force }, eventId, params.to, params.epoch, choice, observed);
+}
+
+async function execute(
+  o: TransitionOptions,
+  eventId: number,
+  to: string,
+  epoch: number,
+  choice: CandidateChoice,
+  observed: Observed,
+): Promise<FailoverOutcome> {
+  const t0 = performance.now();
+  const desired = desiredState(o.spec);
+  const from = desired.primary;
+  const s: StepRunner = await stepRunner(o.store, eventId, o.log, o.crashAfter);
+  const { spec: next, desired: nextDesired } = promotedDesired(o.spec, to, [from]);
+  const clients = await openClients(next, o.specDir);
+  try {
+    // 1. Fence before promote: no instant with two writable regions.
+    const fence = await s.step(1, 'fence', async () => {
+      const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
+      await o.store.setRegionState(from, 'fenced', eventId);
+      await o.store.updateFailoverEvent(eventId, { fencing: f });
+      return { ...f };
+    });
+    // 2. Record the cut point, then detach the candidate from the old primary.
+    const cand = await clients.client(to);
+    const candChannel = desired.channels.find((c) => c.to === to);
+    if (!candChannel) throw new Error(`no channel feeds ${to}`);
+    const cut = await s.step(2, 'detach-candidate', async () => {
+      const r = await detachKeepingSlot(cand, candChannel.subscription.name);
+      await o.store.updateFailoverEvent(eventId, { evidence: { cutLsn: r.cutLsn, cutEpoch: epoch } });
+      return r;
+    });
+    // 3. Sequences are not replicated: move them past anything the old primary issued.
+    await s.step(3, 'advance-sequences', async () => {
+      const snap = await o.store.sequenceSnapshot(from);
+      const known = new Map([...snap].map(([k, v]) => [k, v.lastValue]));
+      return { advanced: await advanceSequences(cand, known, SEQUENCE_MARGIN) };
+    });
+    // 4. Detach the other secondaries from the old primary, noting how much each applied.
+    const others = desired.channels.filter((c) => c.to !== to);
+    const positions = await s.step(4, 'detach-others', async () => {
+      const out: Record<string, string | null> = {};
+      for (const ch of others) {
+        if (!reachable(observed, ch.to)) {
+          out[ch.to] = 'unreachable';
+          continue;
+        }
+        out[ch.to] = (await detachKeepingSlot(await clients.client(ch.to), ch.subscription.name)).cutLsn;
+      }
+      return out;
+    });
+    // 5. Publications the new primary needs.
+    await s.step(5, 'create-publications', async () => {
+      const ctx = { spec: next, specDir: o.specDir, client: clients.client, log: o.log };
+      for (const ch of nextDesired.channels) {
+        await executeAction(ctx, {
+          kind: 'create-publication',
+          region: to,
+          risk: 'create',
+          reason: 'failover',
+          publication: ch.publication,
+        });
+      }
+      return { publications: nextDesired.channels.map((c) => c.publication.name) };
+    });
+    const cutLsn = (cut as { cutLsn: string | null }).cutLsn;
+    const same = (region: string) => {
+      const p = (positions as Record<string, string | null>)[region];
+      return (
+        p !== null && p !== undefined && p !== 'unreachable' && cutLsn !== null && compareLsn(p, cutLsn) === 0
+      );
+    };
+    // 6. Secondaries exactly as advanced as the candidate follow it from a slot made now,
+    //    before the new primary accepts a write: nothing to copy, nothing missed.
+    await s.step(6, 'follow-exact', async () => {
+      const done: string[] = [];
+      for (const ch of nextDesired.channels) {
+        if (!same(ch.to)) continue;
+        await follow(next, o.specDir, ch, clients.client, false);
+        done.push(ch.to);
+      }
+      return { followed: done };
+    });
+    // 7. The new primary accepts application writes.
+    await s.step(7, 'lift-guard', async () => {
+      const tables = appTables(reachable(observed, to), nextDesired);
+      await runStatements(
+        cand,
+        guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
+      );
+      return { tables: tables.length };
+    });
+    const writableAt = performance.now();
+    // 8. The control store's topology is the source of truth until write-back merges.
+    await s.step(8, 'topology', async () => {
+      const cur = await o.store.getTopology();
+      if (cur?.primaryRegion === to && cur.epoch === epoch + 1) return { already: true };
+      const ok = await o.store.setTopology(
+        { primaryRegion: to, epoch: epoch + 1, lastEventId: eventId },
+        epoch,
+      );
+      if (!ok)
+        throw new RegionctlError(
+          'E_TOPOLOGY_RACE',
+          'another process changed the topology during the failover',
+          'inspect `regionctl events`',
+        );
+      for (const ch of desired.channels) await o.store.deleteChannel(ch.from, ch.to);
+      return { epoch: epoch + 1 };
+    });
+    // 9. DNS moves only after a confirmed fence, or when the operator forced it.
+    const dns = await s.step(9, 'dns', async () => {
+      const confirmed = Boolean((fence as { confirmed?: boolean }).confirmed);
+      if (!confirmed && !o.force) {
+        return {
+          moved: false,
+          reason: 'fence not confirmed; run `regionctl failover --force` to move DNS anyway',
+        };
+      }
+      return { moved: true, ...(await moveDns(next, o.specDir, to)) };
+    });
+    const dnsAt = performance.now();
+    // 10. Secondaries at another position are re-copied, consistently with their new slot.
+    await s.step(10, 'follow-resync', async () => {
+      const done: string[] = [];
+      for (const ch of nextDesired.channels) {
+        if (same(ch.to) || !reachable(observed, ch.to)) continue;
+        await follow(next, o.specDir, ch, clients.client, true);
+        done.push(ch.to);
+      }
+      return { resynced: done };
+    });
+    await o.store.updateFailoverEvent(eventId, {
+      status: 'completed',
+      completed: true,
+      evidence: {
+        timings: { writableMs: Math.round(writableAt - t0), dnsMs: Math.round(dnsAt - t0) },
+      },
+    });
+    await o.store.audit({
+      actor: 'regionctl',
+      action: 'failover',
+      specCommit: null,
+      detail: { eventId, from, to, forced: o.force },
+    });
+    return {
+      eventId,
+      from,
+      to,
+      choice,
+      fenceConfirmed: Boolean((fence as { confirmed?: boolean }).confirmed),
+      dnsMoved: Boolean((dns as { moved?: boolean }).moved),
+      executionMs: Math.round(performance.now() - t0),
+    };
+  } finally {
+    await clients.close();
+  }
+}

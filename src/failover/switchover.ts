@@ -1,0 +1,242 @@
+/**
+ * Planned switchover, zero data loss: fence the primary, wait until every secondary has
+ * applied everything it wrote, then promote the target and point every other region —
+ * the old primary included — at it from slots made before it accepts a write. Nothing is
+ * copied: every region holds the same content at that instant. Failing back is another
+ * switchover.
+ */
+import type pg from 'pg';
+import { executeAction, openClients } from '../apply/execute.js';
+import { RegionctlError } from '../errors.js';
+import { desiredState } from '../model/desired.js';
+import { compareLsn } from '../model/lsn.js';
+import type { Observed, ReachableRegion } from '../model/observed.js';
+import { promotedSpec } from '../model/promote.js';
+import { observe } from '../observe/observe.js';
+import { currentSpec } from '../reconcile/reconcile.js';
+import { conninfo, regionTarget } from '../sql/connect.js';
+import { guardSql, unfenceSql } from '../sql/guard.js';
+import { runStatements } from '../sql/statement.js';
+import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
+import { moveDns } from './dns.js';
+import { advanceSequences, appTables, fenceRegion, type TransitionOptions } from './failover.js';
+import { stepRunner } from './steps.js';
+
+export interface SwitchoverOutcome {
+  eventId: number;
+  from: string;
+  to: string;
+  /** From the fence to the new primary accepting writes. */
+  writeUnavailableMs: number;
+  /** From the fence to the DNS record pointing at the new primary. */
+  dnsMs: number;
+}
+
+function reachable(observed: Observed, region: string): ReachableRegion | null {
+  const o = observed.regions.find((r) => r.region === region);
+  return o?.reachable ? o : null;
+}
+
+async function sequencesOf(c: pg.ClientBase): Promise<Map<string, string | null>> {
+  const r = await c.query(
+    "SELECT schemaname || '.' || sequencename AS name, last_value::text AS v FROM pg_sequences WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'regionctl')",
+  );
+  return new Map(r.rows.map((x) => [x.name as string, (x.v as string | null) ?? null]));
+}
+
+async function waitCaughtUp(
+  primary: pg.ClientBase,
+  slots: string[],
+  timeoutMs: number,
+): Promise<{ fenceLsn: string; waitedMs: number }> {
+  const fenceLsn = (await primary.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string;
+  const t0 = Date.now();
+  for (;;) {
+    const r = await primary.query(
+      'SELECT slot_name, confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = ANY($1)',
+      [slots],
+    );
+    const behind = slots.filter((s) => {
+      const row = r.rows.find((x) => x.slot_name === s);
+      return !row?.c || compareLsn(row.c, fenceLsn) < 0;
+    });
+    if (behind.length === 0) return { fenceLsn, waitedMs: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) {
+      throw new RegionctlError(
+        'E_SWITCHOVER_CATCHUP',
+        `secondaries did not apply up to ${fenceLsn} within ${timeoutMs} ms (behind: ${behind.join(', ')})`,
+        'the primary stays fenced; check `regionctl status`, then unfence or retry the switchover',
+      );
+    }
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
+
+export async function runSwitchover(
+  raw: TransitionOptions & { catchUpTimeoutMs?: number },
+): Promise<SwitchoverOutcome> {
+  const unfinished = await raw.store.unfinishedFailoverEvent();
+  if (unfinished) {
+    throw new RegionctlError(
+      'E_TRANSITION_IN_PROGRESS',
+      `a ${unfinished.event.kind} (event ${unfinished.event.id}) is unfinished`,
+      'finish it first (`regionctl failover` resumes a failover; see `regionctl events`)',
+    );
+  }
+  const o = { ...raw, spec: (await currentSpec(raw.spec, raw.store, { init: true })).spec };
+  const desired = desiredState(o.spec);
+  const from = desired.primary;
+  const to = o.to;
+  if (!to || to === from) {
+    throw new RegionctlError(
+      'E_USAGE_TARGET',
+      `switchover needs --to REGION other than the primary ${from}`,
+      'e.g. `regionctl switchover --to eu-west-1`',
+    );
+  }
+  const target = o.spec.regions.find((r) => r.name === to);
+  if (!target) throw new RegionctlError('E_UNKNOWN_REGION', `unknown region ${to}`, 'see `regionctl status`');
+  if (!target.failover?.candidate) {
+    throw new RegionctlError(
+      'E_NOT_CANDIDATE',
+      `${to} is not a failover candidate`,
+      'it receives a filtered subset; pick a candidate region',
+    );
+  }
+  const observed = await observe(o.spec, o.specDir);
+  for (const r of [from, ...desired.channels.map((c) => c.to)]) {
+    if (!reachable(observed, r)) {
+      throw new RegionctlError(
+        'E_SWITCHOVER_UNREACHABLE',
+        `region ${r} is unreachable: a switchover needs every region`,
+        r === from ? 'the primary is down: use `regionctl failover`' : `bring ${r} back first`,
+      );
+    }
+  }
+  const topo = (await o.store.getTopology()) ?? (await o.store.initTopology(from));
+  const epoch = topo.epoch;
+  const eventId = await o.store.createFailoverEvent({
+    kind: 'switchover',
+    fromRegion: from,
+    toRegion: to,
+    triggerReason: o.trigger,
+    epoch: epoch + 1,
+    evidence: { params: { to, epoch } },
+    forced: false,
+    estimatedLossBytes: 0,
+  });
+  const s = await stepRunner(o.store, eventId, o.log, o.crashAfter);
+  const next = promotedSpec(o.spec, to);
+  const nextDesired = desiredState(next);
+  const clients = await openClients(next, o.specDir);
+  try {
+    const t0 = performance.now();
+    await s.step(1, 'fence', async () => {
+      const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
+      if (!f.confirmed)
+        throw new RegionctlError(
+          'E_FENCE_UNCONFIRMED',
+          `could not confirm the fence of ${from}`,
+          'see the event steps',
+        );
+      await o.store.updateFailoverEvent(eventId, { fencing: f });
+      return f;
+    });
+    const primary = await clients.client(from);
+    const caught = await s.step(2, 'wait-catch-up', async () =>
+      waitCaughtUp(
+        primary,
+        desired.channels.map((c) => c.subscription.slotName),
+        o.catchUpTimeoutMs ?? 30_000,
+      ),
+    );
+    const cand = await clients.client(to);
+    await s.step(3, 'detach-target', async () => {
+      const ch = desired.channels.find((c) => c.to === to);
+      if (ch) await runStatements(cand, dropSubscriptionSql(ch.subscription.name, { keepSlot: false }));
+      return {};
+    });
+    await s.step(4, 'sequences', async () => ({
+      advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
+    }));
+    await s.step(5, 'create-publications', async () => {
+      const ctx = { spec: next, specDir: o.specDir, client: clients.client, log: o.log };
+      for (const ch of nextDesired.channels) {
+        await executeAction(ctx, {
+          kind: 'create-publication',
+          region: to,
+          risk: 'create',
+          reason: 'switchover',
+          publication: ch.publication,
+        });
+      }
+      return {};
+    });
+    await s.step(6, 'repoint', async () => {
+      for (const ch of nextDesired.channels) {
+        const c = await clients.client(ch.to);
+        const old = desired.channels.find((x) => x.to === ch.to);
+        if (old) await runStatements(c, dropSubscriptionSql(old.subscription.name, { keepSlot: false }));
+        const exists = await c.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [
+          ch.subscription.name,
+        ]);
+        if (exists.rowCount) continue;
+        const info = conninfo(regionTarget(next, to, o.specDir));
+        await runStatements(
+          c,
+          createSubscriptionSql(ch.subscription, info, { copyData: false, createSlot: true, enabled: true }),
+        );
+      }
+      return { following: nextDesired.channels.map((c) => c.to) };
+    });
+    await s.step(7, 'lift-guard', async () => {
+      const tables = appTables(reachable(observed, to), nextDesired);
+      await runStatements(
+        cand,
+        guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
+      );
+      return {};
+    });
+    const writable = performance.now();
+    await s.step(8, 'topology', async () => {
+      const ok = await o.store.setTopology(
+        { primaryRegion: to, epoch: epoch + 1, lastEventId: eventId },
+        epoch,
+      );
+      if (!ok)
+        throw new RegionctlError(
+          'E_TOPOLOGY_RACE',
+          'another process changed the topology',
+          'inspect `regionctl events`',
+        );
+      for (const ch of desired.channels) await o.store.deleteChannel(ch.from, ch.to);
+      return { epoch: epoch + 1 };
+    });
+    await s.step(9, 'dns', async () => ({ ...(await moveDns(next, o.specDir, to)) }));
+    const dnsAt = performance.now();
+    await s.step(10, 'old-primary-reads', async () => {
+      // The old primary is now a guarded secondary: application roles may log in and read.
+      const tables = appTables(reachable(observed, from), nextDesired);
+      await runStatements(primary, unfenceSql(next.applicationRoles, tables, next.database, 'read-only'));
+      await o.store.setRegionState(from, null, eventId);
+      return {};
+    });
+    const outcome = {
+      eventId,
+      from,
+      to,
+      writeUnavailableMs: Math.round(writable - t0),
+      dnsMs: Math.round(dnsAt - t0),
+    };
+    await o.store.updateFailoverEvent(eventId, {
+      status: 'completed',
+      completed: true,
+      dataLossBytes: 0,
+      lostTransactions: 0,
+      evidence: { caughtUp: caught, timings: outcome },
+    });
+    return outcome;
+  } finally {
+    await clients.close();
+  }
+}
