@@ -50,7 +50,7 @@ describe('command fence hook', () => {
     expect(r).toMatchObject({ confirmed: false, exitCode: null, timedOut: true, signal: 'SIGKILL' });
     expect(r.output).toContain('started');
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(2000);
+    expect(elapsed).toBeLessThan(5000);
     await new Promise((res) => setTimeout(res, 1300));
     expect(() => readFileSync(marker)).toThrow();
   });
@@ -59,7 +59,7 @@ describe('command fence hook', () => {
     const r = await runFenceCommand(cmd(['sleep', '10'], 0.3), 'eu-west-1');
     expect(r.timedOut).toBe(true);
     expect(r.confirmed).toBe(false);
-    expect(r.durationMs).toBeLessThan(2000);
+    expect(r.durationMs).toBeLessThan(5000);
   });
 
   it('replaces {region} in arguments without a shell; the region reaches the script verbatim', async () => {
