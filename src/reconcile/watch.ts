@@ -251,7 +251,7 @@ async function resumeUnfinished(
   log: (l: string, m: string, e?: Record<string, unknown>) => void,
 ) {
   const u = await o.store.unfinishedFailoverEvent();
-  if (!u || u.event.kind !== 'failover') return;
+  if (u?.event.kind !== 'failover') return;
   log('warn', 'resuming an unfinished failover', { eventId: u.event.id });
   await runFailover({
     spec: o.spec,
