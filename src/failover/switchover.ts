@@ -130,36 +130,9 @@ export async function runSwitchover(
   const nextDesired = desiredState(next);
   const clients = await openClients(next, o.specDir);
   try {
-    const t0 = performance.now();
-    await s.step(1, 'fence', async () => {
-      const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
-      if (!f.confirmed)
-        throw new RegionctlError(
-          'E_FENCE_UNCONFIRMED',
-          `could not confirm the fence of ${from}`,
-          'see the event steps',
-        );
-      await o.store.updateFailoverEvent(eventId, { fencing: f });
-      return f;
-    });
-    const primary = await clients.client(from);
-    const caught = await s.step(2, 'wait-catch-up', async () =>
-      waitCaughtUp(
-        primary,
-        desired.channels.map((c) => c.subscription.slotName),
-        o.catchUpTimeoutMs ?? 30_000,
-      ),
-    );
-    const cand = await clients.client(to);
-    await s.step(3, 'detach-target', async () => {
-      const ch = desired.channels.find((c) => c.to === to);
-      if (ch) await runStatements(cand, dropSubscriptionSql(ch.subscription.name, { keepSlot: false }));
-      return {};
-    });
-    await s.step(4, 'sequences', async () => ({
-      advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
-    }));
-    await s.step(5, 'create-publications', async () => {
+    // Publications on the target cost nothing while it is still read-only: make them
+    // before the fence, so the write-unavailable window holds only what must be in it.
+    await s.step(1, 'create-publications', async () => {
       const ctx = { spec: next, specDir: o.specDir, client: clients.client, log: o.log };
       for (const ch of nextDesired.channels) {
         await executeAction(ctx, {
@@ -172,6 +145,35 @@ export async function runSwitchover(
       }
       return {};
     });
+    const t0 = performance.now();
+    await s.step(2, 'fence', async () => {
+      const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
+      if (!f.confirmed)
+        throw new RegionctlError(
+          'E_FENCE_UNCONFIRMED',
+          `could not confirm the fence of ${from}`,
+          'see the event steps',
+        );
+      await o.store.updateFailoverEvent(eventId, { fencing: f });
+      return f;
+    });
+    const primary = await clients.client(from);
+    const caught = await s.step(3, 'wait-catch-up', async () =>
+      waitCaughtUp(
+        primary,
+        desired.channels.map((c) => c.subscription.slotName),
+        o.catchUpTimeoutMs ?? 30_000,
+      ),
+    );
+    const cand = await clients.client(to);
+    await s.step(4, 'detach-target', async () => {
+      const ch = desired.channels.find((c) => c.to === to);
+      if (ch) await runStatements(cand, dropSubscriptionSql(ch.subscription.name, { keepSlot: false }));
+      return {};
+    });
+    await s.step(5, 'sequences', async () => ({
+      advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
+    }));
     await s.step(6, 'repoint', async () => {
       for (const ch of nextDesired.channels) {
         const c = await clients.client(ch.to);
