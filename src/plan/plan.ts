@@ -469,3 +469,23 @@ export function planHash(actions: Action[], problems: Problem[]): string {
 export function hasBlockingProblems(plan: Plan): boolean {
   return plan.problems.some((p) => p.severity === 'error');
 }
+
+/**
+ * The steady-state plan of one channel, split by resource: what the publication needs
+ * (including the resync steps a filter change forces on the subscriber) and what the
+ * subscription needs. The Pulumi dynamic providers (infra/) run exactly these, so a
+ * channel converges the same way under `pulumi up` as under `regionctl apply`.
+ */
+export function planChannel(
+  c: DesiredChannel,
+  pub: ReachableRegion,
+  sub: ReachableRegion | null,
+  heartbeatTable: string,
+): { publication: Action[]; subscription: Action[]; problems: Problem[] } {
+  const problems = tableProblems(c, pub, sub, heartbeatTable);
+  if (problems.some((p) => p.severity === 'error')) return { publication: [], subscription: [], problems };
+  const publication = publicationActions(c, pub, sub);
+  const subscription =
+    sub && !publication.some((a) => a.kind === 'truncate-tables') ? subscriptionActions(c, sub) : [];
+  return { publication, subscription, problems };
+}
