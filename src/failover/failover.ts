@@ -16,6 +16,7 @@ import { executeAction, openClients } from '../apply/execute.js';
 import { RegionctlError } from '../errors.js';
 import { type DesiredChannel, type DesiredState, desiredState } from '../model/desired.js';
 import { compareLsn } from '../model/lsn.js';
+import { rejoinSlotName } from '../model/names.js';
 import type { Observed, ReachableRegion } from '../model/observed.js';
 import { effectiveSpec, promotedSpec, withoutRegions } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
@@ -372,10 +373,12 @@ async function execute(
       }
       return out;
     });
-    // 5. Publications the new primary needs.
+    // 5. Publications the new primary needs, including the one the old primary will
+    //    follow when it rejoins.
+    const rejoinChannel = desiredState(promotedSpec(o.spec, to)).channels.find((c) => c.to === from);
     await s.step(5, 'create-publications', async () => {
       const ctx = { spec: next, specDir: o.specDir, client: clients.client, log: o.log };
-      for (const ch of nextDesired.channels) {
+      for (const ch of [...nextDesired.channels, ...(rejoinChannel ? [rejoinChannel] : [])]) {
         await executeAction(ctx, {
           kind: 'create-publication',
           region: to,
@@ -397,12 +400,19 @@ async function execute(
     //    before the new primary accepts a write: nothing to copy, nothing missed.
     await s.step(6, 'follow-exact', async () => {
       const done: string[] = [];
+      // The rejoin slot: the new primary's changes from this instant on stay decodable.
+      const rejoinSlot = rejoinSlotName(o.spec.database, to, from);
+      await cand.query(
+        `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
+          WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+        [rejoinSlot],
+      );
       for (const ch of nextDesired.channels) {
         if (!same(ch.to)) continue;
         await follow(next, o.specDir, ch, clients.client, false);
         done.push(ch.to);
       }
-      return { followed: done };
+      return { followed: done, rejoinSlot };
     });
     // 7. The new primary accepts application writes.
     await s.step(7, 'lift-guard', async () => {

@@ -35,3 +35,14 @@ export function subscriptionName(from: string, to: string): string {
 export function slotName(database: string, from: string, to: string): string {
   return fitIdentifier(`${MANAGED_PREFIX}${database}__${regionIdent(from)}__${regionIdent(to)}`);
 }
+
+/**
+ * Slot made on a newly promoted primary for the old primary's rejoin, before it accepts
+ * a write: everything it changes from then on can be decoded, so a rejoin repairs only
+ * the rows that changed on either side.
+ */
+export function rejoinSlotName(database: string, newPrimary: string, oldPrimary: string): string {
+  return fitIdentifier(
+    `${MANAGED_PREFIX}rejoin_${database}__${regionIdent(newPrimary)}__${regionIdent(oldPrimary)}`,
+  );
+}
