@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineInfrastructure } from '../../infra/program.js';
 import { guardTopology } from '../../src/apply/topology-guard.js';
