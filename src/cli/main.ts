@@ -11,6 +11,7 @@ import { registerFailover } from './commands/failover.js';
 import { registerLab } from './commands/lab.js';
 import { registerPlan } from './commands/plan.js';
 import { registerReconcile } from './commands/reconcile.js';
+import { registerRejoin } from './commands/rejoin.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerReconcile(program);
   registerFailover(program);
+  registerRejoin(program);
   return program;
 }
 

@@ -183,6 +183,11 @@ export async function runSwitchover(
           ch.subscription.name,
         ]);
         if (exists.rowCount) continue;
+        // A slot of that name left on the target by an earlier failover (evidence) is stale now.
+        await cand.query(
+          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+          [ch.subscription.slotName],
+        );
         const info = conninfo(regionTarget(next, to, o.specDir));
         await runStatements(
           c,

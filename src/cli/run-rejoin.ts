@@ -1,0 +1,46 @@
+/** `regionctl rejoin REGION`. */
+import { isAbsolute, resolve } from 'node:path';
+import { RECONCILE_LOCK } from '../reconcile/watch.js';
+import { runRejoin } from '../rejoin/rejoin.js';
+import { loadSpecOrThrow } from '../spec/load.js';
+import { controlTarget } from '../sql/connect.js';
+import { acquireLeaderLock } from '../store/leader-lock.js';
+import { openStore } from '../store/store.js';
+
+export async function runRejoinCommand(
+  region: string,
+  opts: { spec: string; full?: boolean; dryRun?: boolean; reportDir: string; format: string },
+): Promise<number> {
+  const { spec, dir } = await loadSpecOrThrow(opts.spec);
+  const target = controlTarget(spec, dir);
+  const store = await openStore(target);
+  const lock = await acquireLeaderLock(target, RECONCILE_LOCK, { wait: true, timeoutMs: 10_000 });
+  try {
+    if (opts.dryRun) {
+      const states = await store.regionStates();
+      const topo = await store.getTopology();
+      process.stdout.write(
+        `rejoin ${region} as a secondary of ${topo?.primaryRegion ?? '(spec primary)'}; region state: ${states.find((s) => s.region === region)?.state ?? 'none'}; mode ${opts.full ? 'full copy' : 'repair divergent rows'} (dry run: nothing changed)\n`,
+      );
+      return 0;
+    }
+    const out = await runRejoin({
+      spec,
+      specDir: dir,
+      store,
+      region,
+      full: Boolean(opts.full),
+      log: (l) => process.stderr.write(`${l}\n`),
+      reportDir: isAbsolute(opts.reportDir) ? opts.reportDir : resolve(dir, opts.reportDir),
+    });
+    process.stdout.write(
+      opts.format === 'json'
+        ? `${JSON.stringify(out, null, 2)}\n`
+        : `rejoin event ${out.eventId}: ${out.region} follows ${out.primary}; lost writes: ${out.lostTransactions ?? 'unknown (no evidence slot)'} transaction(s), ${out.lostBytes ?? '?'} bytes; repaired ${out.repairedRows} row(s) (${out.mode}) in ${out.durationMs} ms\n`,
+    );
+    return 0;
+  } finally {
+    await lock.release();
+    await store.close();
+  }
+}

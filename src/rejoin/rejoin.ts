@@ -1,0 +1,284 @@
+/**
+ * Rejoin an old primary as a secondary of the current primary, at a cost that grows with
+ * the divergence, not with the size of the database:
+ *
+ * 1. fence it (no application write may land there) and mark it `rebuilding`;
+ * 2. report the writes it committed after the cut point and never shipped — decoded from
+ *    the slot its promoted successor left behind, stored before anything is consumed;
+ * 3. list the rows the current primary changed since the promotion — decoded from the
+ *    rejoin slot the failover made before the new primary accepted a write;
+ * 4. create the old primary's subscription slot with an exported snapshot, repair exactly
+ *    the rows of 2 ∪ 3 to their content in that snapshot, and subscribe from that slot
+ *    (no copy): nothing is missed or applied twice between repair and streaming;
+ * 5. drop the evidence and rejoin slots; 6. let the application roles log in, read-only.
+ *
+ * Without those slots (or with --full) step 4 copies the whole tables from the snapshot.
+ */
+import type pg from 'pg';
+import { openClients } from '../apply/execute.js';
+import { RegionctlError } from '../errors.js';
+import { appTables, fenceRegion } from '../failover/failover.js';
+import { stepRunner } from '../failover/steps.js';
+import { desiredState } from '../model/desired.js';
+import { publicationName, rejoinSlotName, slotName } from '../model/names.js';
+import { effectiveSpec } from '../model/promote.js';
+import { observe } from '../observe/observe.js';
+import type { RegionsSpec } from '../spec/schema.js';
+import { conninfo, regionTarget } from '../sql/connect.js';
+import { unfenceSql } from '../sql/guard.js';
+import { dropPublicationSql } from '../sql/publication.js';
+import { runStatements } from '../sql/statement.js';
+import { createSubscriptionSql } from '../sql/subscription.js';
+import type { Store } from '../store/store.js';
+import { type DecodedTransaction, decodeSlot } from './decode.js';
+import { copyTableFull, primaryKeyColumns, repairKeys } from './repair.js';
+import { exportSnapshotSlot } from './snapshot.js';
+
+export interface RejoinOptions {
+  spec: RegionsSpec;
+  specDir: string;
+  store: Store;
+  region: string;
+  full: boolean;
+  log: (line: string) => void;
+  /** Where the lost-write report files go (JSON and replayable SQL). */
+  reportDir: string;
+  crashAfter?: string;
+}
+
+export interface RejoinOutcome {
+  eventId: number;
+  region: string;
+  primary: string;
+  lostTransactions: number | null;
+  lostBytes: number | null;
+  repairedRows: number;
+  mode: 'keys' | 'full';
+  durationMs: number;
+}
+
+/** The primary keys every decoded change touched, per table (the identity may be wider). */
+async function primaryKeysOnly(
+  c: pg.ClientBase,
+  txs: DecodedTransaction[],
+): Promise<Map<string, Map<string, Record<string, unknown>>>> {
+  const out = new Map<string, Map<string, Record<string, unknown>>>();
+  const pks = new Map<string, string[]>();
+  for (const t of txs) {
+    for (const ch of t.changes) {
+      const row = ch.key ?? ch.oldValues ?? ch.values;
+      if (!row) continue;
+      let pk = pks.get(ch.table);
+      if (!pk) {
+        pk = await primaryKeyColumns(c, ch.table);
+        pks.set(ch.table, pk);
+      }
+      const key = Object.fromEntries(pk.map((k) => [k, row[k]]));
+      let m = out.get(ch.table);
+      if (!m) {
+        m = new Map();
+        out.set(ch.table, m);
+      }
+      m.set(JSON.stringify(key), key);
+    }
+  }
+  return out;
+}
+
+export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
+  const t0 = performance.now();
+  const topo = await o.store.getTopology();
+  const states = await o.store.regionStates();
+  const excluded = states.map((s) => s.region).filter((r) => r !== o.region);
+  // The topology with the rejoining region in it: the channel from the primary to it.
+  const spec = effectiveSpec(o.spec, topo, excluded);
+  const desired = desiredState(spec);
+  const primary = desired.primary;
+  if (o.region === primary) {
+    throw new RegionctlError(
+      'E_REJOIN_PRIMARY',
+      `${o.region} is the primary`,
+      'rejoin a former primary, not the current one',
+    );
+  }
+  const channel = desired.channels.find((c) => c.to === o.region);
+  if (!channel)
+    throw new RegionctlError('E_UNKNOWN_REGION', `no channel feeds ${o.region}`, 'check regions.yaml');
+  const demotion = (await o.store.listFailoverEvents(200)).find(
+    (e) => e.kind === 'failover' && e.fromRegion === o.region && e.status === 'completed',
+  );
+  const observed = await observe(spec, o.specDir);
+  const here = observed.regions.find((r) => r.region === o.region);
+  if (!here?.reachable) {
+    throw new RegionctlError(
+      'E_REJOIN_UNREACHABLE',
+      `${o.region} is unreachable: ${here && !here.reachable ? here.reason : ''}`,
+      'bring it back (`regionctl lab start` in the lab), then rejoin',
+    );
+  }
+  const unfinished = await o.store.unfinishedFailoverEvent();
+  const eventId =
+    unfinished?.event.kind === 'rejoin' && unfinished.event.fromRegion === o.region
+      ? unfinished.event.id
+      : await o.store.createFailoverEvent({
+          kind: 'rejoin',
+          fromRegion: o.region,
+          toRegion: primary,
+          triggerReason: 'rejoin',
+          epoch: topo?.epoch ?? 0,
+          evidence: { demotionEvent: demotion?.id ?? null, full: o.full },
+          forced: false,
+          estimatedLossBytes: demotion?.estimatedLossBytes ?? null,
+        });
+  const s = await stepRunner(o.store, eventId, o.log, o.crashAfter);
+  const clients = await openClients(spec, o.specDir);
+  try {
+    await s.step(1, 'fence', async () => {
+      const f = await fenceRegion(spec, o.specDir, o.region, observed, desired);
+      await o.store.setRegionState(o.region, 'rebuilding', eventId);
+      return { ...f };
+    });
+    const old = await clients.client(o.region);
+    const cur = await clients.client(primary);
+
+    const lost = await s.step(2, 'lost-writes', async () => {
+      if (!demotion) return { slotFound: false, reason: 'no failover demoted this region' };
+      const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
+      const evidenceSlot = slotName(spec.database, o.region, demotion.toRegion);
+      const d = await decodeSlot(old, evidenceSlot, publicationName(demotion.toRegion), cutLsn);
+      if (!d.slotFound) return { slotFound: false, evidenceSlot };
+      const { storeLostWrites } = await import('./lost-write-store.js');
+      const saved = await storeLostWrites(o.store, demotion.id, d, { reportDir: o.reportDir, cutLsn });
+      return {
+        slotFound: true,
+        evidenceSlot,
+        transactions: d.transactions.length,
+        bytes: d.totalBytes,
+        files: saved.files,
+      };
+    });
+
+    const changed = await s.step(3, 'changed-on-primary', async () => {
+      const slot = rejoinSlotName(spec.database, primary, o.region);
+      const d = await decodeSlot(cur, slot, publicationName(o.region), '0/0');
+      return { slotFound: d.slotFound, slot, transactions: d.transactions.length };
+    });
+
+    const full =
+      o.full ||
+      !(lost as { slotFound?: boolean }).slotFound ||
+      !(changed as { slotFound?: boolean }).slotFound;
+    const repaired = await s.step(4, 'repair-and-subscribe', async () => {
+      const exists = await old.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [
+        channel.subscription.name,
+      ]);
+      if (exists.rowCount) return { already: true, rows: 0 };
+      // A slot left by an interrupted attempt: its snapshot is gone, start over.
+      await cur.query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+        [channel.subscription.slotName],
+      );
+      const snap = await exportSnapshotSlot(
+        regionTarget(spec, primary, o.specDir),
+        channel.subscription.slotName,
+      );
+      // Keys are decoded after the snapshot exists, up to its consistent point: a change
+      // the primary makes after that point is streamed by the new slot, none is missed.
+      let keys = new Map<string, Map<string, Record<string, unknown>>>();
+      let rows = 0;
+      try {
+        if (!full && demotion) {
+          const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
+          const a = await decodeSlot(
+            old,
+            slotName(spec.database, o.region, demotion.toRegion),
+            publicationName(demotion.toRegion),
+            cutLsn,
+          );
+          const b = await decodeSlot(
+            cur,
+            rejoinSlotName(spec.database, primary, o.region),
+            publicationName(o.region),
+            '0/0',
+            snap.consistentPoint,
+          );
+          keys = await primaryKeysOnly(old, [...a.transactions, ...b.transactions]);
+        }
+        await old.query('BEGIN');
+        for (const t of channel.publication.tables) {
+          if (full) rows += (await copyTableFull(snap.reader, old, t.table, t.rowFilter)).rows;
+          else {
+            const k = [...(keys.get(t.table)?.values() ?? [])];
+            const r = await repairKeys(snap.reader, old, t.table, k, t.rowFilter);
+            rows += r.inserted + r.deleted;
+          }
+        }
+        await old.query('COMMIT');
+        const info = conninfo(regionTarget(spec, primary, o.specDir));
+        await runStatements(
+          old,
+          createSubscriptionSql(channel.subscription, info, {
+            copyData: false,
+            createSlot: false,
+            enabled: true,
+          }),
+        );
+      } catch (e) {
+        await old.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        await snap.close();
+      }
+      return { mode: full ? 'full' : 'keys', rows, consistentPoint: snap.consistentPoint };
+    });
+
+    await s.step(5, 'drop-evidence', async () => {
+      // Only now: the report is stored (step 2) and the region follows the primary.
+      const dropped: string[] = [];
+      const drop = async (c: pg.ClientBase, slots: string[]) => {
+        const r = await c.query(
+          'SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active',
+          [slots],
+        );
+        dropped.push(...r.rows.map((x) => x.slot_name as string));
+      };
+      // Every slot the old primary kept for a channel it fed (the report covers what mattered).
+      await drop(
+        old,
+        desired.regions.filter((r) => r !== o.region).map((r) => slotName(spec.database, o.region, r)),
+      );
+      await drop(cur, [rejoinSlotName(spec.database, primary, o.region)]);
+      // Publications it had as a primary feed nobody now.
+      const pubs = await old.query("SELECT pubname FROM pg_publication WHERE pubname LIKE 'rc\\_pub\\_%'");
+      for (const p of pubs.rows) await runStatements(old, dropPublicationSql(p.pubname as string));
+      return { dropped };
+    });
+
+    await s.step(6, 'read-only', async () => {
+      const tables = appTables(here, desired);
+      await runStatements(old, unfenceSql(spec.applicationRoles, tables, spec.database, 'read-only'));
+      await o.store.setRegionState(o.region, null, eventId);
+      return {};
+    });
+
+    const lostInfo = lost as { transactions?: number; bytes?: number };
+    const outcome: RejoinOutcome = {
+      eventId,
+      region: o.region,
+      primary,
+      lostTransactions: lostInfo.transactions ?? null,
+      lostBytes: lostInfo.bytes ?? null,
+      repairedRows: Number((repaired as { rows?: number }).rows ?? 0),
+      mode: full ? 'full' : 'keys',
+      durationMs: Math.round(performance.now() - t0),
+    };
+    await o.store.updateFailoverEvent(eventId, {
+      status: 'completed',
+      completed: true,
+      evidence: { outcome },
+    });
+    return outcome;
+  } finally {
+    await clients.close();
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Rejoin on the real lab: writes the old primary committed after the cut point are in
+ * the lost-write report exactly (same ids), absent from the new primary, kept on disk;
+ * the old primary ends identical to the new one, repaired row by row (not copied), and
+ * follows it; a switchover back works after the rejoin; without the evidence slot the
+ * rejoin falls back to a full copy.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFailover } from '../../src/failover/failover.js';
+import { runSwitchover } from '../../src/failover/switchover.js';
+import { slotName } from '../../src/model/names.js';
+import { runRejoin } from '../../src/rejoin/rejoin.js';
+import { controlTarget } from '../../src/sql/connect.js';
+import { openStore, type Store } from '../../src/store/store.js';
+import { applySpec, checksum, fastFailover } from '../support/failover.js';
+import { type PrivateLab, privateLab } from '../support/topology.js';
+import { waitFor } from '../support/wait.js';
+
+const TABLES = ['public.customers', 'public.orders', 'public.order_items', 'public.products'];
+
+async function sameContent(lab: PrivateLab, a: string, b: string): Promise<boolean> {
+  const ca = await lab.client(a);
+  const cb = await lab.client(b);
+  for (const t of TABLES) if ((await checksum(ca, t)) !== (await checksum(cb, t))) return false;
+  return true;
+}
+
+/** Writes on us-east-1 that eu-west-1 never receives, then the failover that loses them. */
+async function divergeAndFailOver(lab: PrivateLab, store: Store): Promise<{ lostIds: string[] }> {
+  const us = await lab.client('us-east-1');
+  const eu = await lab.client('eu-west-1');
+  await us.query(
+    "INSERT INTO public.orders (customer_id, total_cents, status) SELECT 1, g, 'before' FROM generate_series(1, 20) g",
+  );
+  await waitFor(async () => (await eu.query('SELECT count(*)::int n FROM public.orders')).rows[0].n === 20, {
+    what: 'orders shipped before the outage',
+    timeoutMs: 20_000,
+  });
+  await eu.query('ALTER SUBSCRIPTION rc_sub_us_east_1__eu_west_1 DISABLE');
+  await waitFor(
+    async () =>
+      (
+        await eu.query(
+          "SELECT count(*)::int n FROM pg_stat_subscription WHERE subname = 'rc_sub_us_east_1__eu_west_1' AND pid IS NOT NULL",
+        )
+      ).rows[0].n === 0,
+    {
+      what: 'the apply worker to stop',
+      timeoutMs: 10_000,
+    },
+  );
+  const lost: string[] = [];
+  for (let i = 0; i < 7; i++) {
+    const r = await us.query(
+      "INSERT INTO public.orders (customer_id, total_cents, status) VALUES (9, $1, 'lost') RETURNING id",
+      [1000 + i],
+    );
+    lost.push(String(r.rows[0].id));
+  }
+  await us.query("UPDATE public.orders SET status = 'changed-after-cut' WHERE total_cents = 1");
+  await lab.kill('us-east-1');
+  await runFailover({
+    spec: lab.spec,
+    specDir: lab.specDir,
+    store,
+    log: () => {},
+    force: true,
+    trigger: 'test',
+    to: 'eu-west-1',
+  });
+  // The new primary moves on: new rows, and a change to a row that existed at the cut.
+  await eu.query(
+    "INSERT INTO public.orders (customer_id, total_cents, status) SELECT 2, g, 'after' FROM generate_series(1, 5) g",
+  );
+  await eu.query("UPDATE public.orders SET status = 'changed-on-new-primary' WHERE total_cents = 2");
+  await lab.start('us-east-1');
+  return { lostIds: lost };
+}
+
+describe('rejoin after a failover that lost writes', () => {
+  let lab: PrivateLab;
+  let store: Store;
+  beforeAll(async () => {
+    lab = await privateLab('rejoin_keys', fastFailover);
+    store = await openStore(controlTarget(lab.spec, lab.specDir));
+    await applySpec(lab, store);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await lab?.close();
+  });
+
+  it('reports exactly the lost writes, repairs only the divergent rows, and follows the new primary', async () => {
+    const { lostIds } = await divergeAndFailOver(lab, store);
+    const eu = await lab.client('eu-west-1');
+    const reportDir = join(lab.stateDir, 'reports');
+    const out = await runRejoin({
+      spec: lab.spec,
+      specDir: lab.specDir,
+      store,
+      region: 'us-east-1',
+      full: false,
+      log: () => {},
+      reportDir,
+    });
+    expect(out.mode).toBe('keys');
+    // 7 inserts + 1 update transaction after the cut.
+    expect(out.lostTransactions).toBe(8);
+    const failover = (await store.listFailoverEvents()).find((e) => e.kind === 'failover');
+    expect(failover?.lostTransactions).toBe(8);
+    expect(failover?.dataLossBytes).toBeGreaterThan(0);
+    const doc = JSON.parse(
+      readFileSync(join(reportDir, `failover-${failover?.id}-lost-writes.json`), 'utf8'),
+    );
+    const reportedIds = doc.transactions
+      .flatMap((t: { changes: { op: string; table: string; values: { id: string } }[] }) => t.changes)
+      .filter((c: { op: string; table: string }) => c.op === 'insert' && c.table === 'public.orders')
+      .map((c: { values: { id: unknown } }) => String(c.values.id));
+    expect(reportedIds.sort()).toEqual([...lostIds].sort());
+    expect(existsSync(join(reportDir, `failover-${failover?.id}-lost-writes.sql`))).toBe(true);
+    for (const id of lostIds) {
+      expect(
+        (await eu.query('SELECT count(*)::int n FROM public.orders WHERE id = $1', [id])).rows[0].n,
+      ).toBe(0);
+    }
+    // Divergence-proportional: only the touched rows were rewritten.
+    expect(out.repairedRows).toBeLessThan(40);
+    await waitFor(async () => sameContent(lab, 'eu-west-1', 'us-east-1'), {
+      what: 'us-east-1 identical to eu-west-1',
+      timeoutMs: 20_000,
+    });
+    await eu.query("INSERT INTO public.orders (customer_id, total_cents, status) VALUES (3, 3, 'streamed')");
+    await waitFor(async () => sameContent(lab, 'eu-west-1', 'us-east-1'), {
+      what: 'a new write streamed to us-east-1',
+      timeoutMs: 20_000,
+    });
+    const us = await lab.client('us-east-1');
+    const slots = await us.query('SELECT count(*)::int n FROM pg_replication_slots WHERE slot_name = $1', [
+      slotName(lab.spec.database, 'us-east-1', 'eu-west-1'),
+    ]);
+    expect(slots.rows[0].n).toBe(0);
+    expect(await store.regionStates()).toEqual([]);
+    // Failing back is a switchover.
+    const back = await runSwitchover({
+      spec: lab.spec,
+      specDir: lab.specDir,
+      store,
+      log: () => {},
+      force: false,
+      trigger: 'test',
+      to: 'us-east-1',
+    });
+    expect(back.to).toBe('us-east-1');
+    await us.query(
+      "INSERT INTO public.orders (customer_id, total_cents, status) VALUES (4, 4, 'home again')",
+    );
+    await waitFor(async () => sameContent(lab, 'us-east-1', 'eu-west-1'), {
+      what: 'eu-west-1 following us-east-1 again',
+      timeoutMs: 20_000,
+    });
+  });
+});
+
+describe('rejoin without the evidence slot', () => {
+  let lab: PrivateLab;
+  let store: Store;
+  beforeAll(async () => {
+    lab = await privateLab('rejoin_noslot', fastFailover);
+    store = await openStore(controlTarget(lab.spec, lab.specDir));
+    await applySpec(lab, store);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await lab?.close();
+  });
+
+  it('says the slot is gone and falls back to a full copy that still converges', async () => {
+    await divergeAndFailOver(lab, store);
+    const us = await lab.client('us-east-1');
+    await us.query('SELECT pg_drop_replication_slot($1)', [
+      slotName(lab.spec.database, 'us-east-1', 'eu-west-1'),
+    ]);
+    const out = await runRejoin({
+      spec: lab.spec,
+      specDir: lab.specDir,
+      store,
+      region: 'us-east-1',
+      full: false,
+      log: () => {},
+      reportDir: join(lab.stateDir, 'reports'),
+    });
+    expect(out.mode).toBe('full');
+    expect(out.lostTransactions).toBeNull();
+    const ev = await store.getFailoverEvent(out.eventId);
+    const steps = await store.failoverSteps(out.eventId);
+    expect(steps.find((s) => s.name === 'lost-writes')?.detail).toMatchObject({ slotFound: false });
+    expect(ev?.status).toBe('completed');
+    await waitFor(async () => sameContent(lab, 'eu-west-1', 'us-east-1'), {
+      what: 'us-east-1 identical after the full copy',
+      timeoutMs: 20_000,
+    });
+  });
+});
