@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const benches = ['plan', 'validate', 'lab-up', 'observe', 'reconcile-memory', 'failover'].filter(
+const benches = ['plan', 'validate', 'lab-up', 'observe', 'reconcile-memory', 'failover', 'rejoin'].filter(
   (b) => only.length === 0 || only.includes(b),
 );
 let failed = 0;
