@@ -405,6 +405,20 @@ export const RegionsSpecSchema = T.Object(
               },
             ),
           ),
+          recoveryPasses: T.Optional(
+            T.Integer({
+              description:
+                'A replica taken out of read routing serves again after this many consecutive reconcile passes with lag under half its budget (default 3).',
+              minimum: 1,
+            }),
+          ),
+          document: T.Optional(
+            T.String({
+              description:
+                'Where the reconciler writes the JSON routing document for the client library (relative to regions.yaml; default: beside the zone file of the file DNS provider, zone.json → zone.routing.json; else .regionctl/routing.json).',
+              minLength: 1,
+            }),
+          ),
         },
         { ...strict, description: 'Read routing policy.' },
       ),
