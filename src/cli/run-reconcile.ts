@@ -4,6 +4,7 @@ import { type AlertSink, fanOut, logSink } from '../alerts/sink.js';
 import { RegionctlError } from '../errors.js';
 import { type ReconcileResult, reconcileOnce } from '../reconcile/reconcile.js';
 import { RECONCILE_LOCK, watch } from '../reconcile/watch.js';
+import type { RoutingPublication } from '../routing/publish.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { controlTarget } from '../sql/connect.js';
@@ -24,6 +25,14 @@ function reportOf(r: ReconcileResult) {
     channels: r.channels,
     regions: r.regions,
   };
+}
+
+function logRouting(p: RoutingPublication | null): void {
+  if (!p) return;
+  for (const m of p.moved) {
+    log(JSON.stringify({ level: 'info', msg: 'read record moved', ...m }));
+  }
+  for (const error of p.errors) log(JSON.stringify({ level: 'error', msg: 'read routing', error }));
 }
 
 async function alertSink(spec: RegionsSpec, dir: string): Promise<AlertSink> {
@@ -64,6 +73,9 @@ export async function runReconcile(opts: {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       let latest: ReconcileResult | null = null;
+      const routing = spec.readRouting
+        ? new (await import('../routing/publish.js')).RoutingPublisher({ spec, specDir: dir, store })
+        : null;
       const metrics = opts.metricsPort
         ? await (await import('../metrics/prometheus.js')).startMetricsServer({
             port: opts.metricsPort,
@@ -79,6 +91,9 @@ export async function runReconcile(opts: {
           intervalMs: opts.interval * 1000,
           signal: ac.signal,
           log,
+          ...(routing
+            ? { onLeaderPass: async (r: ReconcileResult) => logRouting(await routing.publish(r)) }
+            : {}),
           onResult: (r) => {
             latest = r;
             if (opts.report) writeFileSync(opts.report, `${JSON.stringify(reportOf(r), null, 2)}\n`);
@@ -105,6 +120,10 @@ export async function runReconcile(opts: {
       log(`standing by (observing only): ${describeHolder(RECONCILE_LOCK, attempt.holder)}`);
     try {
       const r = await reconcileOnce({ spec, specDir: dir, store, sink, leader: attempt.acquired });
+      if (attempt.acquired && spec.readRouting) {
+        const { RoutingPublisher } = await import('../routing/publish.js');
+        logRouting(await new RoutingPublisher({ spec, specDir: dir, store }).publish(r));
+      }
       const report = reportOf(r);
       if (opts.report) writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);
       const { renderStatus } = await import('../reconcile/render.js');

@@ -27,6 +27,8 @@ export interface RegionSummary {
   reachable: boolean;
   lsn: string | null;
   reason: string | null;
+  /** Tables of its managed subscriptions still in initial copy (read routing keeps reads off it). */
+  tablesNotReady?: string[];
 }
 
 export interface ReconcileResult {
@@ -64,6 +66,9 @@ function regionSummaries(observed: Observed, spec: RegionsSpec): RegionSummary[]
     reachable: o.reachable,
     lsn: o.reachable ? o.currentLsn : null,
     reason: o.reachable ? null : o.reason,
+    tablesNotReady: o.reachable
+      ? o.subscriptions.filter((s) => s.name.startsWith('rc_sub_')).flatMap((s) => s.tablesNotReady)
+      : [],
   }));
 }
 

@@ -89,6 +89,11 @@ export interface WatchOptions {
   signal: AbortSignal;
   log: (line: string) => void;
   onResult?: (r: ReconcileResult) => void | Promise<void>;
+  /**
+   * After each pass while leading, under the loop's mutex (never concurrently with a
+   * failover, so it cannot publish a table computed before one): read routing publishes here.
+   */
+  onLeaderPass?: (r: ReconcileResult) => Promise<void>;
   /** Stop after this many passes (tests, benchmarks); default: until aborted. */
   maxPasses?: number;
   /** Tests: make an automatic failover stop (as if killed) right after the named step. */
@@ -179,6 +184,14 @@ export async function watch(o: WatchOptions): Promise<void> {
           heartbeat.start();
           prober.start();
           await mutex.run(() => fenceStrays(o, r, log));
+          const hook = o.onLeaderPass;
+          if (hook) {
+            await mutex
+              .run(() => hook(r))
+              .catch((e: Error) => {
+                log('error', 'leader pass hook failed', { error: e.message });
+              });
+          }
         }
         await o.onResult?.(r);
       } catch (e) {

@@ -183,7 +183,9 @@ FROM unnest($1::text[]) AS r(role)
 LEFT JOIN pg_roles ro ON ro.rolname = r.role
 ORDER BY r.role`;
 
-export const HEARTBEAT_EXISTS_SQL = `SELECT to_regclass('regionctl.heartbeat') IS NOT NULL AS installed`;
+/** The heartbeat table and the read-your-writes function are installed together (heartbeatDdl). */
+export const HEARTBEAT_EXISTS_SQL = `SELECT to_regclass('regionctl.heartbeat') IS NOT NULL
+  AND to_regprocedure('regionctl.applied_lsn(text)') IS NOT NULL AS installed`;
 
 /** written_at is the primary's clock: compare it only with other primary timestamps. */
 export const HEARTBEAT_ROWS_SQL = `

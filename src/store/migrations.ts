@@ -172,4 +172,19 @@ CREATE TABLE regionctl.sequence_snapshot (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'read routing: hysteresis state and the last published routing document',
+    sql: `
+-- One row: the routing table's memory between passes (which replica serves which read
+-- class, and how many good passes a recovering one has made), so a new leader does not
+-- start from nothing and flap DNS; and the document it last published.
+CREATE TABLE regionctl.read_routing (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  state jsonb NOT NULL DEFAULT '{}',
+  document jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];

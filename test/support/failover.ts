@@ -71,7 +71,11 @@ export async function applySpec(
 export function startWatch(
   topo: TestTopology,
   store: Store,
-  opts: { spec?: RegionsSpec; crashAfterStep?: string } = {},
+  opts: {
+    spec?: RegionsSpec;
+    crashAfterStep?: string;
+    onLeaderPass?: (r: ReconcileResult) => Promise<void>;
+  } = {},
 ) {
   const ac = new AbortController();
   const logs: string[] = [];
@@ -88,6 +92,7 @@ export function startWatch(
       latest = r;
     },
     ...(opts.crashAfterStep ? { crashAfterStep: opts.crashAfterStep } : {}),
+    ...(opts.onLeaderPass ? { onLeaderPass: opts.onLeaderPass } : {}),
   });
   return {
     logs,
