@@ -12,6 +12,7 @@ import { registerLab } from './commands/lab.js';
 import { registerPlan } from './commands/plan.js';
 import { registerReconcile } from './commands/reconcile.js';
 import { registerRejoin } from './commands/rejoin.js';
+import { registerRoute } from './commands/route.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
 
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerReconcile(program);
   registerFailover(program);
+  registerRoute(program);
   registerRejoin(program);
   return program;
 }
