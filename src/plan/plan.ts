@@ -214,6 +214,16 @@ function publicationActions(c: DesiredChannel, pub: ReachableRegion, sub: Reacha
     ? `publication ${desired.name} was changed outside regionctl`
     : `the spec changed what channel ${channelLabel(c)} carries`;
   const actions: Action[] = [];
+  // REFRESH PUBLICATION is refused on a disabled subscription: enable it first.
+  if (sub && sub.subscriptions.find((x) => x.name === subName)?.enabled === false) {
+    actions.push({
+      kind: 'enable-subscription',
+      region: sub.region,
+      risk: 'alter',
+      reason: `subscription ${subName} is disabled and must apply the changed publication`,
+      name: subName,
+    });
+  }
   if (changed.length > 0 && subExists && sub) {
     // Rows already copied under the old filter may now be forbidden (or missing): take
     // the changed tables out of the channel, empty them on the secondary, put them back.
@@ -431,7 +441,8 @@ export function planSteadyState(desired: DesiredState, observed: Observed): Plan
     channelActions.push(...pa);
     // A resync of the channel already rebuilds what the subscription holds.
     if (subUsable && !pa.some((a) => a.kind === 'truncate-tables')) {
-      channelActions.push(...subscriptionActions(c, subUsable));
+      const planned = new Set(pa.map(actionKey));
+      channelActions.push(...subscriptionActions(c, subUsable).filter((a) => !planned.has(actionKey(a))));
     }
   }
 

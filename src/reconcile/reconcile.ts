@@ -26,6 +26,8 @@ export interface RegionSummary {
   role: RegionRole;
   reachable: boolean;
   lsn: string | null;
+  /** The server's clock when observed (ISO). */
+  serverTime?: string | null;
   reason: string | null;
   /** Tables of its managed subscriptions still in initial copy (read routing keeps reads off it). */
   tablesNotReady?: string[];
@@ -65,6 +67,7 @@ function regionSummaries(observed: Observed, spec: RegionsSpec): RegionSummary[]
     role: regionRole(o, spec.applicationRoles),
     reachable: o.reachable,
     lsn: o.reachable ? o.currentLsn : null,
+    serverTime: o.reachable ? o.serverTime : null,
     reason: o.reachable ? null : o.reason,
     tablesNotReady: o.reachable
       ? o.subscriptions.filter((s) => s.name.startsWith('rc_sub_')).flatMap((s) => s.tablesNotReady)

@@ -20,7 +20,7 @@ import { RegionctlError } from '../errors.js';
 import { appTables, fenceRegion } from '../failover/failover.js';
 import { stepRunner } from '../failover/steps.js';
 import { desiredState } from '../model/desired.js';
-import { publicationName, rejoinSlotName, slotName } from '../model/names.js';
+import { HEARTBEAT_TABLE, publicationName, rejoinSlotName, slotName } from '../model/names.js';
 import { effectiveSpec } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
 import type { RegionsSpec } from '../spec/schema.js';
@@ -30,7 +30,7 @@ import { dropPublicationSql } from '../sql/publication.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql } from '../sql/subscription.js';
 import type { Store } from '../store/store.js';
-import { type DecodedTransaction, decodeSlot } from './decode.js';
+import { type DecodedSlot, type DecodedTransaction, decodeSlot } from './decode.js';
 import { copyTableFull, primaryKeyColumns, repairKeys } from './repair.js';
 import { exportSnapshotSlot } from './snapshot.js';
 
@@ -83,6 +83,13 @@ async function primaryKeysOnly(
     }
   }
   return out;
+}
+
+function withoutTable(d: DecodedSlot, table: string): DecodedSlot {
+  const transactions = d.transactions
+    .map((t) => ({ ...t, changes: t.changes.filter((c) => c.table !== table) }))
+    .filter((t) => t.changes.length > 0);
+  return { ...d, transactions };
 }
 
 export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
@@ -145,8 +152,10 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       if (!demotion) return { slotFound: false, reason: 'no failover demoted this region' };
       const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
       const evidenceSlot = slotName(spec.database, o.region, demotion.toRegion);
-      const d = await decodeSlot(old, evidenceSlot, publicationName(demotion.toRegion), cutLsn);
-      if (!d.slotFound) return { slotFound: false, evidenceSlot };
+      const all = await decodeSlot(old, evidenceSlot, publicationName(demotion.toRegion), cutLsn);
+      if (!all.slotFound) return { slotFound: false, evidenceSlot };
+      // The heartbeat rides the channel but is regionctl's, not an application write.
+      const d = withoutTable(all, HEARTBEAT_TABLE);
       const { storeLostWrites } = await import('./lost-write-store.js');
       const saved = await storeLostWrites(o.store, demotion.id, d, { reportDir: o.reportDir, cutLsn });
       return {

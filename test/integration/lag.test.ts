@@ -158,7 +158,8 @@ describe('lag and channel status', () => {
     );
     expect(ledger.length).toBeGreaterThan(0);
     const oldestMissing = Math.min(...ledger.map((e) => Date.parse(e.committedAt)));
-    const truth = (Date.parse(r.at) - oldestMissing) / 1000;
+    // Both instants by the primary's clock, read during the same observation.
+    const truth = (Date.parse(primaryNow?.serverTime ?? r.at) - oldestMissing) / 1000;
     const measured = eu(r).lagSeconds;
     expect(measured).not.toBeNull();
     console.info(`lag seconds: measured ${measured?.toFixed(2)} s, ledger truth ${truth.toFixed(2)} s`);

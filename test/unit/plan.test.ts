@@ -185,3 +185,21 @@ describe('steady-state planner', () => {
     expect(renderText(plan)).toMatch(/create publication rc_pub_region_001/);
   });
 });
+
+describe('planner edge cases', () => {
+  it('enables a disabled subscription before refreshing it after a hand edit (REFRESH is refused when disabled)', () => {
+    const { desired, observed } = setup(2, 2);
+    const p = region(observed, 'region-000');
+    const pub = p.publications[0];
+    const s = region(observed, 'region-001');
+    const sub = s.subscriptions[0];
+    if (!pub || !sub) throw new Error('fixture');
+    pub.tables = pub.tables.slice(1);
+    sub.enabled = false;
+    const kinds = planSteadyState(desired, observed).actions.map((a) => a.kind);
+    const enable = kinds.indexOf('enable-subscription');
+    expect(enable).toBeGreaterThanOrEqual(0);
+    expect(enable).toBeLessThan(kinds.indexOf('refresh-subscription'));
+    expect(kinds.filter((k) => k === 'enable-subscription').length).toBe(1);
+  });
+});
