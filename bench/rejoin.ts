@@ -16,7 +16,7 @@ import { benchLab, shiftedSpec } from './bench-lab.js';
 const STATE = '/tmp/regionctl-bench-rejoin';
 
 function twoRegions(): RegionsSpec {
-  const spec = shiftedSpec(6000, STATE);
+  const spec = shiftedSpec(6500, STATE);
   spec.regions = spec.regions.filter((r) => r.name !== 'ap-southeast-1');
   spec.channels = spec.channels.filter((c) => c.to !== 'ap-southeast-1');
   if (spec.replication.residency) spec.replication.residency = [];
