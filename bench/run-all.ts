@@ -5,9 +5,16 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const benches = ['plan', 'validate', 'lab-up', 'observe', 'reconcile-memory', 'failover', 'rejoin'].filter(
-  (b) => only.length === 0 || only.includes(b),
-);
+const benches = [
+  'plan',
+  'validate',
+  'lab-up',
+  'observe',
+  'reconcile-memory',
+  'failover',
+  'rejoin',
+  'routing',
+].filter((b) => only.length === 0 || only.includes(b));
 let failed = 0;
 for (const b of benches) {
   process.stdout.write(`\n# bench/${b}\n`);
