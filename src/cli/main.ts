@@ -15,6 +15,7 @@ import { registerRejoin } from './commands/rejoin.js';
 import { registerRoute } from './commands/route.js';
 import { registerStatus } from './commands/status.js';
 import { registerValidate } from './commands/validate.js';
+import { registerVerify } from './commands/verify.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerReconcile(program);
   registerFailover(program);
+  registerVerify(program);
   registerRoute(program);
   registerRejoin(program);
   return program;
