@@ -187,4 +187,23 @@ CREATE TABLE regionctl.read_routing (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'lost-write reports of failovers',
+    sql: `
+-- One report per failover event: what the old primary committed after the cut and never
+-- shipped. Stored before the evidence slot may be consumed or dropped.
+CREATE TABLE regionctl.lost_write_report (
+  event_id integer PRIMARY KEY REFERENCES regionctl.failover_event (id),
+  slot_found boolean NOT NULL,
+  cut_lsn text,
+  upto_lsn text,
+  transactions integer NOT NULL,
+  total_bytes bigint NOT NULL,
+  report jsonb NOT NULL,
+  files jsonb NOT NULL DEFAULT '[]',
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
 ];
