@@ -1,6 +1,7 @@
 /** `regionctl failover`, `switchover`, `events`. */
 import { prepareFailover, runFailover } from '../failover/failover.js';
 import { runSwitchover } from '../failover/switchover.js';
+import { writeBackAfter } from '../failover/write-back-hook.js';
 import { RECONCILE_LOCK } from '../reconcile/watch.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 import { controlTarget } from '../sql/connect.js';
@@ -14,16 +15,17 @@ async function withLeader<T>(
   fn: (ctx: {
     spec: Awaited<ReturnType<typeof loadSpecOrThrow>>['spec'];
     dir: string;
+    file: string;
     store: Store;
   }) => Promise<T>,
 ): Promise<T> {
-  const { spec, dir } = await loadSpecOrThrow(specPath);
+  const { spec, dir, file } = await loadSpecOrThrow(specPath);
   const target = controlTarget(spec, dir);
   const store = await openStore(target);
   // Transitions run under the reconciler's leader lock: a person and the daemon never act at once.
   const lock = await acquireLeaderLock(target, RECONCILE_LOCK, { wait: true, timeoutMs: 10_000 });
   try {
-    return await fn({ spec, dir, store });
+    return await fn({ spec, dir, file, store });
   } finally {
     await lock.release();
     await store.close();
@@ -37,8 +39,10 @@ export async function runFailoverCommand(opts: {
   dryRun?: boolean;
   reason: string;
   format: string;
+  writeBackRemote?: string;
+  writeBackBase?: string;
 }): Promise<number> {
-  return withLeader(opts.spec, async ({ spec, dir, store }) => {
+  return withLeader(opts.spec, async ({ spec, dir, file, store }) => {
     const base = {
       spec,
       specDir: dir,
@@ -66,6 +70,14 @@ export async function runFailoverCommand(opts: {
     if (c.refusal) process.stdout.write(`${opts.force ? 'FORCED past' : 'refused'}: ${c.refusal}\n`);
     if (opts.dryRun) return c.refusal && !opts.force ? 1 : 0;
     const out = await runFailover(base, prep);
+    await writeBackAfter(
+      opts.writeBackRemote
+        ? { remote: opts.writeBackRemote, baseBranch: opts.writeBackBase ?? 'main' }
+        : undefined,
+      store,
+      { specFile: file, eventId: out.eventId, kind: 'failover', newPrimary: out.to, reason: opts.reason },
+      log,
+    );
     const summary = { ...out, choice: undefined };
     process.stdout.write(
       opts.format === 'json'

@@ -54,6 +54,8 @@ export async function runReconcile(opts: {
   interval: number;
   report?: string;
   metricsPort?: number;
+  writeBackRemote?: string;
+  writeBackBase?: string;
 }): Promise<number> {
   if (!opts.once && !opts.watch) {
     throw new RegionctlError(
@@ -62,7 +64,7 @@ export async function runReconcile(opts: {
       'e.g. `regionctl reconcile --once --report drift.json`',
     );
   }
-  const { spec, dir } = await loadSpecOrThrow(opts.spec);
+  const { spec, dir, file } = await loadSpecOrThrow(opts.spec);
   const target = controlTarget(spec, dir);
   const store = await openStore(target);
   const sink = await alertSink(spec, dir);
@@ -90,6 +92,15 @@ export async function runReconcile(opts: {
           sink,
           intervalMs: opts.interval * 1000,
           signal: ac.signal,
+          ...(opts.writeBackRemote
+            ? {
+                writeBack: {
+                  remote: opts.writeBackRemote,
+                  baseBranch: opts.writeBackBase ?? 'main',
+                  specFile: file,
+                },
+              }
+            : {}),
           log,
           ...(routing
             ? { onLeaderPass: async (r: ReconcileResult) => logRouting(await routing.publish(r)) }

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { AlertSink } from '../alerts/sink.js';
 import { corroborate } from '../failover/choose.js';
 import { fenceRegion, runFailover } from '../failover/failover.js';
+import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
 import { desiredState, primaryOf } from '../model/desired.js';
 import type { PreviousSample } from '../observe/health.js';
 import { observe } from '../observe/observe.js';
@@ -98,6 +99,8 @@ export interface WatchOptions {
   maxPasses?: number;
   /** Tests: make an automatic failover stop (as if killed) right after the named step. */
   crashAfterStep?: string;
+  /** Propose the new topology as a git branch after an automatic failover. */
+  writeBack?: WriteBackConfig & { specFile: string };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -323,6 +326,20 @@ async function maybeFailover(
       ...(o.crashAfterStep ? { crashAfter: o.crashAfterStep } : {}),
     });
     log('warn', 'automatic failover completed', { ...out });
+    if (o.writeBack) {
+      await writeBackAfter(
+        o.writeBack,
+        o.store,
+        {
+          specFile: o.writeBack.specFile,
+          eventId: out.eventId,
+          kind: 'failover',
+          newPrimary: out.to,
+          reason: trigger,
+        },
+        o.log,
+      );
+    }
   } catch (e) {
     log('error', 'automatic failover did not run', { error: (e as Error).message });
   }

@@ -2,14 +2,19 @@
  * Planned switchover under load: zero acknowledged writes lost, every region identical
  * to the new primary (the old primary included, now a secondary), then a switch back.
  */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSwitchover } from '../../src/failover/switchover.js';
+import { writeBackAfter } from '../../src/failover/write-back-hook.js';
 import { readLedger } from '../../src/lab/ledger.js';
 import { runLoad } from '../../src/lab/load.js';
 import { readZoneFile, zoneFilePath } from '../../src/lab/zone.js';
 import { controlTarget } from '../../src/sql/connect.js';
 import { openStore, type Store } from '../../src/store/store.js';
-import { applySpec, checksum, fastFailover } from '../support/failover.js';
+import { applySpec, checksum, fastFailover, ROOT } from '../support/failover.js';
 import { type PrivateLab, privateLab } from '../support/topology.js';
 import { waitFor } from '../support/wait.js';
 
@@ -64,6 +69,36 @@ describe('switchover', () => {
     expect((await store.getTopology())?.primaryRegion).toBe('eu-west-1');
     const zone = readZoneFile(zoneFilePath(lab.spec, lab.specDir) ?? '');
     expect(zone?.records[lab.spec.dns?.primaryRecord ?? '']?.region).toBe('eu-west-1');
+    // The switchover is proposed to regions.yaml as a branch on the remote (never main).
+    const repo = mkdtempSync(join(tmpdir(), 'rc-wb-'));
+    const remote = mkdtempSync(join(tmpdir(), 'rc-wb-remote-'));
+    const git = (cwd: string, ...args: string[]) =>
+      execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+    git(remote, 'init', '-q', '--bare', '-b', 'main');
+    git(repo, 'init', '-q', '-b', 'main');
+    copyFileSync(join(ROOT, 'regions.yaml'), join(repo, 'regions.yaml'));
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@t', 'add', '.');
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'spec');
+    git(repo, 'remote', 'add', 'origin', remote);
+    git(repo, 'push', '-q', 'origin', 'main');
+    await writeBackAfter(
+      { remote: 'origin', baseBranch: 'main' },
+      store,
+      {
+        specFile: join(repo, 'regions.yaml'),
+        eventId: there.eventId,
+        kind: 'switchover',
+        newPrimary: 'eu-west-1',
+        reason: 'test',
+      },
+      () => {},
+    );
+    const branch = `regionctl/switchover-${there.eventId}-eu-west-1`;
+    expect(git(remote, 'branch', '--list', branch)).toContain(branch);
+    expect(git(remote, 'show', `${branch}:regions.yaml`)).toMatch(/name: eu-west-1\n\s+role: primary/);
+    expect(git(remote, 'rev-parse', 'main')).toBe(git(repo, 'rev-parse', 'main'));
+    const ev = await store.getFailoverEvent(there.eventId);
+    expect((ev?.evidence as { writeBack?: { branch: string } }).writeBack?.branch).toBe(branch);
     await new Promise((r) => setTimeout(r, 2000));
     const back = await runSwitchover({ ...base, to: 'us-east-1' });
     console.info(

@@ -13,6 +13,12 @@ export function registerFailover(program: Command): void {
     )
     .option('--dry-run', 'print the candidate ranking and the expected loss; change nothing')
     .option('--reason <text>', 'why, for the failover event', 'manual failover')
+    .option(
+      '--write-back-remote <remote>',
+      'push the updated regions.yaml to a branch on this git remote (env REGIONCTL_WRITE_BACK_REMOTE)',
+      process.env.REGIONCTL_WRITE_BACK_REMOTE,
+    )
+    .option('--write-back-base <branch>', 'the branch the write-back pull request targets', 'main')
     .addOption(formatOption(['text', 'json'], 'text'))
     .addHelpText(
       'after',
@@ -47,6 +53,12 @@ Examples:
     .addOption(specOption())
     .requiredOption('--to <region>', 'region to promote')
     .option('--dry-run', 'check that a switchover is possible; change nothing')
+    .option(
+      '--write-back-remote <remote>',
+      'push the updated regions.yaml to a branch on this git remote (env REGIONCTL_WRITE_BACK_REMOTE)',
+      process.env.REGIONCTL_WRITE_BACK_REMOTE,
+    )
+    .option('--write-back-base <branch>', 'the branch the write-back pull request targets', 'main')
     .addOption(formatOption(['text', 'json'], 'text'))
     .addHelpText(
       'after',
@@ -59,10 +71,19 @@ another switchover.
 Example:
   regionctl switchover --to eu-west-1`,
     )
-    .action(async (opts: { spec: string; to: string; dryRun?: boolean; format: string }) => {
-      const { runSwitchoverCommand } = await import('../run-failover.js');
-      process.exitCode = await runSwitchoverCommand(opts);
-    });
+    .action(
+      async (opts: {
+        spec: string;
+        to: string;
+        dryRun?: boolean;
+        format: string;
+        writeBackRemote?: string;
+        writeBackBase: string;
+      }) => {
+        const { runSwitchoverCommand } = await import('../run-failover.js');
+        process.exitCode = await runSwitchoverCommand(opts);
+      },
+    );
   program
     .command('events')
     .description('List failover and switchover events with their steps, evidence and loss')

@@ -39,6 +39,8 @@ Examples:
         interval: number;
         report?: string;
         metricsPort?: number;
+        writeBackRemote?: string;
+        writeBackBase: string;
       }) => {
         const { runReconcile } = await import('../run-reconcile.js');
         process.exitCode = await runReconcile(opts);
