@@ -72,8 +72,15 @@ describe('great-circle distance', () => {
 describe('the choice', () => {
   it('sends each region to its own healthy replica, and the primary region to the primary', () => {
     const { doc } = run([pass({ 'eu-west-1': 0.2, 'ap-southeast-1': 1 })]);
-    expect(doc.routes['eu-west-1']?.default).toMatchObject({ region: 'eu-west-1', kind: 'replica', distanceKm: 0 });
-    expect(doc.routes['ap-southeast-1']?.default).toMatchObject({ region: 'ap-southeast-1', kind: 'replica' });
+    expect(doc.routes['eu-west-1']?.default).toMatchObject({
+      region: 'eu-west-1',
+      kind: 'replica',
+      distanceKm: 0,
+    });
+    expect(doc.routes['ap-southeast-1']?.default).toMatchObject({
+      region: 'ap-southeast-1',
+      kind: 'replica',
+    });
     expect(doc.routes['us-east-1']?.default).toMatchObject({ region: 'us-east-1', kind: 'primary' });
     // Paris: Dublin is nearest.
     expect(chooseRoute(doc, { lat: 48.85, lon: 2.35 }).region).toBe('eu-west-1');
@@ -86,9 +93,15 @@ describe('the choice', () => {
   it('skips a replica beyond the budget for the next nearest, else the primary', () => {
     // Tokyo, Singapore lagging: the next nearest of the rest (Dublin 9 600 km vs Virginia 10 900 km).
     const { doc } = run([pass({ 'eu-west-1': 0.2, 'ap-southeast-1': 12 })]);
-    expect(chooseRoute(doc, { lat: 35.7, lon: 139.7 })).toMatchObject({ region: 'eu-west-1', kind: 'replica' });
+    expect(chooseRoute(doc, { lat: 35.7, lon: 139.7 })).toMatchObject({
+      region: 'eu-west-1',
+      kind: 'replica',
+    });
     const none = run([pass({ 'eu-west-1': 11, 'ap-southeast-1': 12 })]).doc;
-    expect(chooseRoute(none, { lat: 35.7, lon: 139.7 })).toMatchObject({ region: 'us-east-1', kind: 'primary' });
+    expect(chooseRoute(none, { lat: 35.7, lon: 139.7 })).toMatchObject({
+      region: 'us-east-1',
+      kind: 'primary',
+    });
   });
 
   it('applies each read class its own budget', () => {
@@ -108,7 +121,9 @@ describe('the choice', () => {
     const input = pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 });
     const copying = {
       ...input,
-      regions: input.regions.map((r) => (r.region === 'eu-west-1' ? { ...r, tablesNotReady: ['public.orders'] } : r)),
+      regions: input.regions.map((r) =>
+        r.region === 'eu-west-1' ? { ...r, tablesNotReady: ['public.orders'] } : r,
+      ),
     };
     expect(run([copying]).doc.routes['eu-west-1']?.default?.region).toBe('us-east-1');
   });
@@ -163,7 +178,10 @@ describe('hysteresis', () => {
     expect(r.doc.routes['eu-west-1']?.default?.region).toBe('eu-west-1');
     r = run([pass({ 'eu-west-1': 20, 'ap-southeast-1': 0 })], r.state);
     expect(r.doc.routes['eu-west-1']?.default?.region).toBe('us-east-1');
-    r = run([pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 }), pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 })], r.state);
+    r = run(
+      [pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 }), pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 })],
+      r.state,
+    );
     expect(r.doc.routes['eu-west-1']?.default?.region).toBe('us-east-1');
     r = run([pass({ 'eu-west-1': 0, 'ap-southeast-1': 0 })], r.state);
     expect(r.doc.routes['eu-west-1']?.default?.region).toBe('eu-west-1');
