@@ -101,7 +101,7 @@ async function main(): Promise<number> {
       if (ev) break;
       await sleep(250);
     }
-    if (!ev || ev.status !== 'completed') {
+    if (ev?.status !== 'completed') {
       say('  no automatic failover happened; see `regionctl events`');
       return 1;
     }

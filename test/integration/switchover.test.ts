@@ -98,7 +98,7 @@ describe('switchover', () => {
     expect(git(remote, 'show', `${branch}:regions.yaml`)).toMatch(/name: eu-west-1\n\s+role: primary/);
     expect(git(remote, 'rev-parse', 'main')).toBe(git(repo, 'rev-parse', 'main'));
     const ev = await store.getFailoverEvent(there.eventId);
-    expect((ev?.evidence as { writeBack?: { branch: string } }).writeBack?.branch).toBe(branch);
+    expect((ev?.evidence as { writeBack?: { branch: string } } | undefined)?.writeBack?.branch).toBe(branch);
     await new Promise((r) => setTimeout(r, 2000));
     const back = await runSwitchover({ ...base, to: 'us-east-1' });
     console.info(
