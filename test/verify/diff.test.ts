@@ -25,6 +25,28 @@ describe('diffTable', () => {
     await topo?.close();
   });
 
+  it('hashes rows as text when a column type has no hash function (json)', async () => {
+    const a = await topo.client('us-east-1');
+    const b = await topo.client('eu-west-1');
+    for (const c of [a, b]) {
+      await c.query('CREATE TABLE public.docs (id int PRIMARY KEY, body json)');
+      await c.query(
+        `INSERT INTO public.docs SELECT g, json_build_object('n', g) FROM generate_series(1, 500) g`,
+      );
+    }
+    await b.query(`UPDATE public.docs SET body = '{"n": -1}' WHERE id = 77`);
+    const d = await diffTable(a, b, 'public.docs', { chunkRows: 100, fetchRows: true });
+    expect(d.hashMode).toBe('text');
+    expect(d.rows).toEqual([
+      {
+        key: { id: '77' },
+        kind: 'different',
+        a: { id: 77, body: { n: 77 } },
+        b: { id: 77, body: { n: -1 } },
+      },
+    ]);
+  });
+
   it('finds exactly the differing keys of a composite-key table, across chunks and at both ends', async () => {
     const a = await topo.client('us-east-1');
     const b = await topo.client('eu-west-1');
@@ -65,6 +87,18 @@ describe('diffTable', () => {
     expect(capped.rows).toHaveLength(2);
     expect(capped.truncated).toBe(true);
     expect(capped.ranges.length).toBeGreaterThanOrEqual(3);
+
+    // Hashing the rows' text instead of their values finds the same rows.
+    const text = await diffTable(a, b, 'public.pairs', { chunkRows: 1000, leafRows: 16, hashMode: 'text' });
+    expect(text.rows).toEqual(d.rows);
+    expect(d.hashMode).toBe('record');
+
+    // Inside a caller's transaction (a snapshot reader), diffTable leaves it usable.
+    await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const inTx = await diffTable(a, b, 'public.pairs', { chunkRows: 1000 });
+    expect(inTx.rows).toHaveLength(5);
+    expect((await a.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    await a.query('COMMIT');
 
     // An empty side: everything is only-a, found chunk by chunk.
     await b.query('TRUNCATE public.pairs');

@@ -109,7 +109,7 @@ describe('verify', () => {
         );
         expect(inRange, `id ${id} in a range`).toBe(true);
       }
-      for (const g of orders?.ranges ?? []) expect(Math.max(g.rowsA, g.rowsB)).toBeLessThanOrEqual(256);
+      for (const g of orders?.ranges ?? []) expect(Math.max(g.rowsA, g.rowsB)).toBeLessThanOrEqual(301);
 
       // diffTable fetches the differing rows themselves on request.
       const us = await topo.client('us-east-1');

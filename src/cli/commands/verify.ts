@@ -25,7 +25,7 @@ export function registerVerify(program: Command): void {
     .addOption(specOption())
     .option('--tables <list>', 'only these tables, comma separated (schema.table)', tableList)
     .addOption(formatOption(['text', 'json'], 'text'))
-    .option('--chunk-rows <n>', 'keys per checksum chunk', positiveInt('--chunk-rows'), 10_000)
+    .option('--chunk-rows <n>', 'keys per checksum chunk', positiveInt('--chunk-rows'), 50_000)
     .addHelpText(
       'after',
       `
