@@ -14,6 +14,7 @@ const benches = [
   'failover',
   'rejoin',
   'routing',
+  'verify',
 ].filter((b) => only.length === 0 || only.includes(b));
 let failed = 0;
 for (const b of benches) {
