@@ -12,6 +12,7 @@ import { runFailover } from '../../src/failover/failover.js';
 import { compareLsn } from '../../src/model/lsn.js';
 import { publicationName, slotName } from '../../src/model/names.js';
 import {
+  consumeEvidenceSlot,
   dropEvidenceSlot,
   type LostWriteReport,
   loadLostWriteReport,
@@ -204,6 +205,13 @@ describe('lost-write report after a failover', () => {
     expect(JSON.parse(readFileSync(files.json, 'utf8')).transactions).toHaveLength(6);
     const sql = readFileSync(files.sql, 'utf8');
     expect(sql).toBe(replaySql(report));
+
+    // Once stored, the slot may be consumed — up to where the report stopped, no further.
+    const consumed = await consumeEvidenceSlot(old, store, out.eventId, input.slotName);
+    expect(consumed.advancedTo).not.toBeNull();
+    const afterConsume = await lostWriteReport(input);
+    expect(afterConsume.slotFound).toBe(true);
+    expect(afterConsume.transactions).toEqual([]);
 
     // Without the slot: the report says so, and the row-level comparison finds the same keys.
     expect(await dropEvidenceSlot(old, store, out.eventId, input.slotName)).toEqual({ dropped: true });
