@@ -150,7 +150,7 @@ async function main(): Promise<number> {
     say(
       `  ledger: ${ledgerLost.size} acknowledged transaction(s) on ${primary} after the cut that wrote replicated tables`,
     );
-    say(`  kept for the operator: .regionctl/reports/failover-${ev.id}-lost-writes.{json,sql}`);
+    say(`  kept for the operator: .regionctl/reports/failover-${ev.id}.{json,sql}`);
 
     step('verify: every region holds exactly what its filters admit');
     await sleep(3000);

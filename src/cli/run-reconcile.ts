@@ -1,5 +1,6 @@
 /** `regionctl reconcile --once | --watch`. */
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { type AlertSink, fanOut, logSink } from '../alerts/sink.js';
 import { RegionctlError } from '../errors.js';
 import { type ReconcileResult, reconcileOnce } from '../reconcile/reconcile.js';
@@ -56,6 +57,8 @@ export async function runReconcile(opts: {
   metricsPort?: number;
   writeBackRemote?: string;
   writeBackBase?: string;
+  autoRejoin?: boolean;
+  reportDir?: string;
 }): Promise<number> {
   if (!opts.once && !opts.watch) {
     throw new RegionctlError(
@@ -92,6 +95,9 @@ export async function runReconcile(opts: {
           sink,
           intervalMs: opts.interval * 1000,
           signal: ac.signal,
+          ...(opts.autoRejoin
+            ? { autoRejoin: { reportDir: resolve(dir, opts.reportDir ?? '.regionctl/reports') } }
+            : {}),
           ...(opts.writeBackRemote
             ? {
                 writeBack: {

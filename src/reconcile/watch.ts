@@ -99,6 +99,8 @@ export interface WatchOptions {
   maxPasses?: number;
   /** Tests: make an automatic failover stop (as if killed) right after the named step. */
   crashAfterStep?: string;
+  /** Rejoin a fenced former primary as soon as it is reachable (reports go to reportDir). */
+  autoRejoin?: { reportDir: string };
   /** Propose the new topology as a git branch after an automatic failover. */
   writeBack?: WriteBackConfig & { specFile: string };
 }
@@ -187,6 +189,7 @@ export async function watch(o: WatchOptions): Promise<void> {
           heartbeat.start();
           prober.start();
           await mutex.run(() => fenceStrays(o, r, log));
+          if (o.autoRejoin) await mutex.run(() => rejoinReturned(o, r, log));
           const hook = o.onLeaderPass;
           if (hook) {
             await mutex
@@ -366,5 +369,34 @@ async function fenceStrays(
       region: s.region,
       confirmed: f.confirmed,
     });
+  }
+}
+
+/** Automatic rejoin: a fenced region that answers again is brought back as a secondary. */
+async function rejoinReturned(
+  o: WatchOptions,
+  r: ReconcileResult,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+): Promise<void> {
+  if (!o.autoRejoin) return;
+  const states = await o.store.regionStates();
+  for (const st of states) {
+    const here = r.regions.find((x) => x.region === st.region);
+    if (!here?.reachable) continue;
+    try {
+      const { runRejoin } = await import('../rejoin/rejoin.js');
+      const out = await runRejoin({
+        spec: o.spec,
+        specDir: o.specDir,
+        store: o.store,
+        region: st.region,
+        full: false,
+        log: (l) => o.log(l),
+        reportDir: o.autoRejoin.reportDir,
+      });
+      log('warn', 'automatic rejoin completed', { ...out });
+    } catch (e) {
+      log('error', 'automatic rejoin failed', { region: st.region, error: (e as Error).message });
+    }
   }
 }

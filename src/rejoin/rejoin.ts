@@ -30,7 +30,13 @@ import { dropPublicationSql } from '../sql/publication.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql } from '../sql/subscription.js';
 import type { Store } from '../store/store.js';
-import { type DecodedSlot, type DecodedTransaction, decodeSlot } from './decode.js';
+import {
+  type LostTransaction,
+  type LostWriteReport,
+  lostWriteReport,
+  storeLostWriteReport,
+  writeLostWriteFiles,
+} from './lost-writes.js';
 import { copyTableFull, primaryKeyColumns, repairKeys } from './repair.js';
 import { exportSnapshotSlot } from './snapshot.js';
 
@@ -60,12 +66,18 @@ export interface RejoinOutcome {
 /** The primary keys every decoded change touched, per table (the identity may be wider). */
 async function primaryKeysOnly(
   c: pg.ClientBase,
-  txs: DecodedTransaction[],
+  txs: LostTransaction[],
+  truncated: Set<string>,
 ): Promise<Map<string, Map<string, Record<string, unknown>>>> {
   const out = new Map<string, Map<string, Record<string, unknown>>>();
   const pks = new Map<string, string[]>();
   for (const t of txs) {
     for (const ch of t.changes) {
+      if (ch.op === 'truncate') {
+        // A truncate touched every row: that table is copied whole.
+        truncated.add(ch.table);
+        continue;
+      }
       const row = ch.key ?? ch.oldValues ?? ch.values;
       if (!row) continue;
       let pk = pks.get(ch.table);
@@ -85,7 +97,7 @@ async function primaryKeysOnly(
   return out;
 }
 
-function withoutTable(d: DecodedSlot, table: string): DecodedSlot {
+function withoutTable(d: LostWriteReport, table: string): LostWriteReport {
   const transactions = d.transactions
     .map((t) => ({ ...t, changes: t.changes.filter((c) => c.table !== table) }))
     .filter((t) => t.changes.length > 0);
@@ -152,24 +164,37 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       if (!demotion) return { slotFound: false, reason: 'no failover demoted this region' };
       const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
       const evidenceSlot = slotName(spec.database, o.region, demotion.toRegion);
-      const all = await decodeSlot(old, evidenceSlot, publicationName(demotion.toRegion), cutLsn);
-      if (!all.slotFound) return { slotFound: false, evidenceSlot };
+      const all = await lostWriteReport({
+        oldPrimary: old,
+        slotName: evidenceSlot,
+        publication: publicationName(demotion.toRegion),
+        cutLsn,
+        eventId: demotion.id,
+      });
+      if (!all.slotFound) return { slotFound: false, evidenceSlot, reason: all.reason ?? null };
       // The heartbeat rides the channel but is regionctl's, not an application write.
       const d = withoutTable(all, HEARTBEAT_TABLE);
-      const { storeLostWrites } = await import('./lost-write-store.js');
-      const saved = await storeLostWrites(o.store, demotion.id, d, { reportDir: o.reportDir, cutLsn });
+      // Stored before anything is consumed or dropped (step 5 drops the slot).
+      const files = writeLostWriteFiles(d, o.reportDir);
+      await storeLostWriteReport(o.store, demotion.id, d, { files: [files.json, files.sql] });
       return {
         slotFound: true,
         evidenceSlot,
         transactions: d.transactions.length,
         bytes: d.totalBytes,
-        files: saved.files,
+        files: [files.json, files.sql],
       };
     });
 
     const changed = await s.step(3, 'changed-on-primary', async () => {
       const slot = rejoinSlotName(spec.database, primary, o.region);
-      const d = await decodeSlot(cur, slot, publicationName(o.region), '0/0');
+      const d = await lostWriteReport({
+        oldPrimary: cur,
+        slotName: slot,
+        publication: publicationName(o.region),
+        cutLsn: '0/0',
+        eventId,
+      });
       return { slotFound: d.slotFound, slot, transactions: d.transactions.length };
     });
 
@@ -194,29 +219,33 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       // Keys are decoded after the snapshot exists, up to its consistent point: a change
       // the primary makes after that point is streamed by the new slot, none is missed.
       let keys = new Map<string, Map<string, Record<string, unknown>>>();
+      const truncated = new Set<string>();
       let rows = 0;
       try {
         if (!full && demotion) {
           const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
-          const a = await decodeSlot(
-            old,
-            slotName(spec.database, o.region, demotion.toRegion),
-            publicationName(demotion.toRegion),
+          const a = await lostWriteReport({
+            oldPrimary: old,
+            slotName: slotName(spec.database, o.region, demotion.toRegion),
+            publication: publicationName(demotion.toRegion),
             cutLsn,
-          );
-          const b = await decodeSlot(
-            cur,
-            rejoinSlotName(spec.database, primary, o.region),
-            publicationName(o.region),
-            '0/0',
-            snap.consistentPoint,
-          );
-          keys = await primaryKeysOnly(old, [...a.transactions, ...b.transactions]);
+            eventId: demotion.id,
+          });
+          const b = await lostWriteReport({
+            oldPrimary: cur,
+            slotName: rejoinSlotName(spec.database, primary, o.region),
+            publication: publicationName(o.region),
+            cutLsn: '0/0',
+            eventId,
+            uptoLsn: snap.consistentPoint,
+          });
+          keys = await primaryKeysOnly(old, [...a.transactions, ...b.transactions], truncated);
         }
         await old.query('BEGIN');
         for (const t of channel.publication.tables) {
-          if (full) rows += (await copyTableFull(snap.reader, old, t.table, t.rowFilter)).rows;
-          else {
+          if (full || truncated.has(t.table)) {
+            rows += (await copyTableFull(snap.reader, old, t.table, t.rowFilter)).rows;
+          } else {
             const k = [...(keys.get(t.table)?.values() ?? [])];
             const r = await repairKeys(snap.reader, old, t.table, k, t.rowFilter);
             rows += r.inserted + r.deleted;

@@ -14,7 +14,7 @@ import { slotName } from '../../src/model/names.js';
 import { runRejoin } from '../../src/rejoin/rejoin.js';
 import { controlTarget } from '../../src/sql/connect.js';
 import { openStore, type Store } from '../../src/store/store.js';
-import { applySpec, checksum, fastFailover } from '../support/failover.js';
+import { applySpec, checksum, fastFailover, labFenceHook, startWatch } from '../support/failover.js';
 import { type PrivateLab, privateLab } from '../support/topology.js';
 import { waitFor } from '../support/wait.js';
 
@@ -111,15 +111,13 @@ describe('rejoin after a failover that lost writes', () => {
     const failover = (await store.listFailoverEvents()).find((e) => e.kind === 'failover');
     expect(failover?.lostTransactions).toBe(8);
     expect(failover?.dataLossBytes).toBeGreaterThan(0);
-    const doc = JSON.parse(
-      readFileSync(join(reportDir, `failover-${failover?.id}-lost-writes.json`), 'utf8'),
-    );
+    const doc = JSON.parse(readFileSync(join(reportDir, `failover-${failover?.id}.json`), 'utf8'));
     const reportedIds = doc.transactions
       .flatMap((t: { changes: { op: string; table: string; values: { id: string } }[] }) => t.changes)
       .filter((c: { op: string; table: string }) => c.op === 'insert' && c.table === 'public.orders')
       .map((c: { values: { id: unknown } }) => String(c.values.id));
     expect(reportedIds.sort()).toEqual([...lostIds].sort());
-    expect(existsSync(join(reportDir, `failover-${failover?.id}-lost-writes.sql`))).toBe(true);
+    expect(existsSync(join(reportDir, `failover-${failover?.id}.sql`))).toBe(true);
     for (const id of lostIds) {
       expect(
         (await eu.query('SELECT count(*)::int n FROM public.orders WHERE id = $1', [id])).rows[0].n,
@@ -201,5 +199,100 @@ describe('rejoin without the evidence slot', () => {
       what: 'us-east-1 identical after the full copy',
       timeoutMs: 20_000,
     });
+  });
+});
+
+describe('a rejoin killed at each step resumes', () => {
+  const STEPS = [
+    'fence',
+    'lost-writes',
+    'changed-on-primary',
+    'repair-and-subscribe',
+    'drop-evidence',
+    'read-only',
+  ];
+  it.each(STEPS.map((s, i) => [s, i]))(
+    'killed after %s: the next rejoin finishes the same event',
+    async (step, i) => {
+      const lab = await privateLab(`rejoin_crash_${i}`, fastFailover);
+      const store = await openStore(controlTarget(lab.spec, lab.specDir));
+      try {
+        await applySpec(lab, store);
+        await divergeAndFailOver(lab, store);
+        const base = {
+          spec: lab.spec,
+          specDir: lab.specDir,
+          store,
+          region: 'us-east-1',
+          full: false,
+          log: () => {},
+          reportDir: join(lab.stateDir, 'reports'),
+        };
+        await expect(runRejoin({ ...base, crashAfter: String(step) })).rejects.toThrow(/simulated crash/);
+        const out = await runRejoin(base);
+        const rejoins = (await store.listFailoverEvents()).filter((e) => e.kind === 'rejoin');
+        expect(rejoins.map((e) => `${e.id}:${e.status}`)).toEqual([`${out.eventId}:completed`]);
+        const steps = await store.failoverSteps(out.eventId);
+        expect(steps.map((s) => `${s.name}:${s.status}:${s.attempts}`)).toEqual(
+          STEPS.map((s) => `${s}:done:1`),
+        );
+        expect(
+          out.lostTransactions ??
+            (await store.listFailoverEvents()).find((e) => e.kind === 'failover')?.lostTransactions,
+        ).toBe(8);
+        await waitFor(async () => sameContent(lab, 'eu-west-1', 'us-east-1'), {
+          what: 'identical after resume',
+          timeoutMs: 20_000,
+        });
+      } finally {
+        await store.close();
+        await lab.close();
+      }
+    },
+  );
+});
+
+describe('automatic rejoin in reconcile --watch', () => {
+  it('fails over, then rejoins the old primary on its own when it comes back', async () => {
+    const lab = await privateLab('rejoin_auto', fastFailover);
+    const store = await openStore(controlTarget(lab.spec, lab.specDir));
+    labFenceHook(lab);
+    const w = startWatch(lab, store, { autoRejoin: { reportDir: join(lab.stateDir, 'reports') } });
+    try {
+      await applySpec(lab, store);
+      const us = await lab.client('us-east-1');
+      await us.query(
+        "INSERT INTO public.orders (customer_id, total_cents, status) SELECT 1, g, 'x' FROM generate_series(1, 30) g",
+      );
+      await new Promise((r) => setTimeout(r, 3000));
+      await lab.kill('us-east-1');
+      await waitFor(
+        async () =>
+          (await store.listFailoverEvents()).some((e) => e.kind === 'failover' && e.status === 'completed'),
+        {
+          what: 'the automatic failover',
+          timeoutMs: 30_000,
+        },
+      );
+      await lab.start('us-east-1');
+      await waitFor(
+        async () =>
+          (await store.listFailoverEvents()).some((e) => e.kind === 'rejoin' && e.status === 'completed'),
+        {
+          what: 'the automatic rejoin',
+          timeoutMs: 40_000,
+        },
+      );
+      const eu = await lab.client('eu-west-1');
+      await eu.query("INSERT INTO public.orders (customer_id, total_cents, status) VALUES (5, 5, 'after')");
+      await waitFor(async () => sameContent(lab, 'eu-west-1', 'us-east-1'), {
+        what: 'us-east-1 following eu-west-1',
+        timeoutMs: 20_000,
+      });
+    } finally {
+      await w.stop();
+      await store.close();
+      await lab.close();
+    }
   });
 });

@@ -75,6 +75,7 @@ export function startWatch(
     spec?: RegionsSpec;
     crashAfterStep?: string;
     onLeaderPass?: (r: ReconcileResult) => Promise<void>;
+    autoRejoin?: { reportDir: string };
   } = {},
 ) {
   const ac = new AbortController();
@@ -93,6 +94,7 @@ export function startWatch(
     },
     ...(opts.crashAfterStep ? { crashAfterStep: opts.crashAfterStep } : {}),
     ...(opts.onLeaderPass ? { onLeaderPass: opts.onLeaderPass } : {}),
+    ...(opts.autoRejoin ? { autoRejoin: opts.autoRejoin } : {}),
   });
   return {
     logs,

@@ -41,6 +41,8 @@ Examples:
         metricsPort?: number;
         writeBackRemote?: string;
         writeBackBase: string;
+        autoRejoin?: boolean;
+        reportDir: string;
       }) => {
         const { runReconcile } = await import('../run-reconcile.js');
         process.exitCode = await runReconcile(opts);
