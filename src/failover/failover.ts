@@ -225,6 +225,31 @@ async function follow(
   return { copy };
 }
 
+/**
+ * Records the promotion in the control store (compare-and-set on the epoch, so two
+ * processes can never both promote) and forgets the old primary's channels. Idempotent.
+ */
+export async function commitPromotion(
+  store: Store,
+  to: string,
+  epoch: number,
+  eventId: number,
+  oldChannels: DesiredChannel[],
+): Promise<Record<string, unknown>> {
+  const cur = await store.getTopology();
+  if (cur?.primaryRegion === to && cur.epoch === epoch + 1) return { already: true };
+  const ok = await store.setTopology({ primaryRegion: to, epoch: epoch + 1, lastEventId: eventId }, epoch);
+  if (!ok) {
+    throw new RegionctlError(
+      'E_TOPOLOGY_RACE',
+      `another process changed the topology while event ${eventId} promoted ${to}`,
+      'inspect `regionctl events`',
+    );
+  }
+  for (const ch of oldChannels) await store.deleteChannel(ch.from, ch.to);
+  return { epoch: epoch + 1 };
+}
+
 export interface PreparedFailover {
   desired: DesiredState;
   observed: Observed;
@@ -425,22 +450,7 @@ async function execute(
     });
     const writableAt = performance.now();
     // 8. The control store's topology is the source of truth until write-back merges.
-    await s.step(8, 'topology', async () => {
-      const cur = await o.store.getTopology();
-      if (cur?.primaryRegion === to && cur.epoch === epoch + 1) return { already: true };
-      const ok = await o.store.setTopology(
-        { primaryRegion: to, epoch: epoch + 1, lastEventId: eventId },
-        epoch,
-      );
-      if (!ok)
-        throw new RegionctlError(
-          'E_TOPOLOGY_RACE',
-          'another process changed the topology during the failover',
-          'inspect `regionctl events`',
-        );
-      for (const ch of desired.channels) await o.store.deleteChannel(ch.from, ch.to);
-      return { epoch: epoch + 1 };
-    });
+    await s.step(8, 'topology', () => commitPromotion(o.store, to, epoch, eventId, desired.channels));
     // 9. DNS moves only after a confirmed fence, or when the operator forced it.
     const dns = await s.step(9, 'dns', async () => {
       const confirmed = Boolean((fence as { confirmed?: boolean }).confirmed);

@@ -19,7 +19,13 @@ import { guardSql, unfenceSql } from '../sql/guard.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
 import { moveDns } from './dns.js';
-import { advanceSequences, appTables, fenceRegion, type TransitionOptions } from './failover.js';
+import {
+  advanceSequences,
+  appTables,
+  commitPromotion,
+  fenceRegion,
+  type TransitionOptions,
+} from './failover.js';
 import { stepRunner } from './steps.js';
 
 export interface SwitchoverOutcome {
@@ -205,20 +211,7 @@ export async function runSwitchover(
       return {};
     });
     const writable = performance.now();
-    await s.step(8, 'topology', async () => {
-      const ok = await o.store.setTopology(
-        { primaryRegion: to, epoch: epoch + 1, lastEventId: eventId },
-        epoch,
-      );
-      if (!ok)
-        throw new RegionctlError(
-          'E_TOPOLOGY_RACE',
-          'another process changed the topology',
-          'inspect `regionctl events`',
-        );
-      for (const ch of desired.channels) await o.store.deleteChannel(ch.from, ch.to);
-      return { epoch: epoch + 1 };
-    });
+    await s.step(8, 'topology', () => commitPromotion(o.store, to, epoch, eventId, desired.channels));
     await s.step(9, 'dns', async () => ({ ...(await moveDns(next, o.specDir, to)) }));
     const dnsAt = performance.now();
     await s.step(10, 'old-primary-reads', async () => {

@@ -184,6 +184,9 @@ function writeLabConf(s: LabServer): void {
     ['max_wal_senders', 200],
     ['max_worker_processes', 200],
     ['max_logical_replication_workers', 100],
+    // PostgreSQL 18 caps the replication origins a subscriber can have active at 10 by
+    // default: every subscription (and each table being copied) holds one.
+    ['max_active_replication_origins', 200],
     ['max_sync_workers_per_subscription', 4],
     ['max_connections', 300],
     // Lab speed: an fsync per commit costs more than everything else the lab does. It
