@@ -10,7 +10,6 @@ import { applyPlan } from '../../src/apply/apply.js';
 import { readLedger } from '../../src/lab/ledger.js';
 import { runLoad } from '../../src/lab/load.js';
 import { desiredState } from '../../src/model/desired.js';
-import { compareLsn } from '../../src/model/lsn.js';
 import { observe } from '../../src/observe/observe.js';
 import { planSteadyState } from '../../src/plan/plan.js';
 import { type ReconcileResult, reconcileOnce } from '../../src/reconcile/reconcile.js';
@@ -144,27 +143,31 @@ describe('lag and channel status', () => {
     await blocker.query('LOCK TABLE public.orders IN SHARE MODE');
     await new Promise((r) => setTimeout(r, 2500));
     const r = await reconcileOnce({ spec: topo.spec, specDir: topo.specDir, store, sink, leader: false });
-    const applied = (
-      await euClient.query(
-        "SELECT os.remote_lsn::text AS lsn FROM pg_subscription s JOIN pg_replication_origin_status os ON os.external_id = 'pg_' || s.oid WHERE s.subname = 'rc_sub_us_east_1__eu_west_1'",
-      )
-    ).rows[0].lsn as string;
+    // The truth: the oldest write the primary acknowledged (ledger) that is not visible on
+    // the secondary, checked row by row while apply is still blocked.
     const primaryNow = r.regions.find((x) => x.region === 'us-east-1');
+    const inserts = readLedger(topo.stateDir, { database: topo.spec.database }).filter(
+      (e) => e.op === 'insert' && topo.spec.replication.tables.includes(e.table),
+    );
+    let oldestMissing = Number.POSITIVE_INFINITY;
+    for (const table of new Set(inserts.map((e) => e.table))) {
+      const mine = inserts.filter((e) => e.table === table);
+      const ids = mine.map((e) => e.id.split(':')[1] ?? '');
+      const present = new Set(
+        (
+          await euClient.query(`SELECT id::text AS id FROM ${table} WHERE id = ANY($1::bigint[])`, [ids])
+        ).rows.map((x) => x.id as string),
+      );
+      for (const e of mine) {
+        if (!present.has(e.id.split(':')[1] ?? ''))
+          oldestMissing = Math.min(oldestMissing, Date.parse(e.committedAt));
+      }
+    }
     await blocker.query('ROLLBACK');
     await load;
     expect(primaryNow?.reachable).toBe(true);
-    // Only writes the channel carries: a transaction on an excluded table never moves the
-    // subscriber's applied position, so it would look missing forever.
-    const ledger = readLedger(topo.stateDir, { database: topo.spec.database }).filter(
-      (e) =>
-        topo.spec.replication.tables.includes(e.table) &&
-        e.commitLsnExact &&
-        e.commitLsn !== null &&
-        compareLsn(e.commitLsn, applied) > 0,
-    );
-    expect(ledger.length).toBeGreaterThan(0);
-    const oldestMissing = Math.min(...ledger.map((e) => Date.parse(e.committedAt)));
-    // Both instants by the primary's clock, read during the same observation.
+    expect(Number.isFinite(oldestMissing)).toBe(true);
+    // Both instants by the primary's clock.
     const truth = (Date.parse(primaryNow?.serverTime ?? r.at) - oldestMissing) / 1000;
     const measured = eu(r).lagSeconds;
     expect(measured).not.toBeNull();
@@ -205,9 +208,18 @@ describe('a killed secondary', () => {
     expect(down.reasons.join(' ')).toMatch(/secondary eu-west-1 unreachable/);
     expect(down.lagBytes).toBeGreaterThan(0);
     await lab.start('eu-west-1');
-    await waitFor(async () => eu(await pass()).status === 'active', {
-      what: 'active after restart',
-      timeoutMs: 30_000,
+    // Recovery waits on the server's own retry timers (the old walsender's timeout, then
+    // the apply worker's retry interval), so allow for several of them.
+    let last = '';
+    await waitFor(
+      async () => {
+        const c = eu(await pass());
+        last = `${c.status}: ${c.reasons.join('; ')}`;
+        return c.status === 'active';
+      },
+      { what: 'active after restart', timeoutMs: 60_000 },
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (channel was ${last})`);
     });
   });
 });
