@@ -197,10 +197,16 @@ describe('a killed secondary', () => {
   it('fails its channel while down, with lag rising on the publisher side, and recovers', async () => {
     const sink = logSink(() => {});
     const pass = () => reconcileOnce({ spec: lab.spec, specDir: lab.specDir, store, sink, leader: true });
-    await waitFor(async () => eu(await pass()).status === 'active', {
-      what: 'active first',
-      timeoutMs: 20_000,
-    });
+    // Steady first: killing a secondary in the middle of its initial table copy leaves a
+    // sync slot behind on the publisher that PostgreSQL then trips over (a separate problem).
+    await waitFor(
+      async () => {
+        const r = await pass();
+        const region = r.regions.find((x) => x.region === 'eu-west-1');
+        return eu(r).status === 'active' && region?.tablesNotReady?.length === 0;
+      },
+      { what: 'active first, initial copy done', timeoutMs: 30_000 },
+    );
     await lab.kill('eu-west-1');
     await new Promise((r) => setTimeout(r, 1500));
     const down = eu(await pass());
