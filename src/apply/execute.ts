@@ -2,6 +2,7 @@
  * Runs one action against the regions. Every step is idempotent: it looks at what is
  * there first, so re-running a step that was interrupted half-way is safe.
  */
+
 import type pg from 'pg';
 import { catalogHash, formatMarker } from '../model/marker.js';
 import { observeRegion } from '../observe/observe.js';
@@ -13,6 +14,7 @@ import { guardSql } from '../sql/guard.js';
 import { heartbeatDdl } from '../sql/heartbeat.js';
 import { alterPublicationSql, createPublicationSql, dropPublicationSql } from '../sql/publication.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
+import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import {
   createSubscriptionSql,
@@ -96,10 +98,7 @@ export async function executeAction(ctx: ExecContext, a: Action): Promise<void> 
       // A crash between the remote slot's creation and the local commit leaves the slot
       // behind; it is ours by name and would make CREATE SUBSCRIPTION fail.
       const pub = await ctx.client(a.subscription.fromRegion);
-      await pub.query(
-        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-        [a.subscription.slotName],
-      );
+      await dropIdleSlots(pub, [a.subscription.slotName]);
       const info = conninfo(sourceTarget(ctx, a.subscription.fromRegion));
       await runStatements(
         c,

@@ -11,6 +11,7 @@
  * re-copied by PostgreSQL's own initial synchronisation, which is consistent with the
  * new slot's start; its cost grows with the data, not with the gap (see README).
  */
+
 import type pg from 'pg';
 import { executeAction, openClients } from '../apply/execute.js';
 import { RegionctlError } from '../errors.js';
@@ -18,6 +19,7 @@ import { type DesiredChannel, type DesiredState, desiredState } from '../model/d
 import { compareLsn } from '../model/lsn.js';
 import { rejoinSlotName } from '../model/names.js';
 import type { Observed, ReachableRegion } from '../model/observed.js';
+import { reachableRegion } from '../model/observed.js';
 import { effectiveSpec, promotedSpec, withoutRegions } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
 import { currentSpec } from '../reconcile/reconcile.js';
@@ -25,6 +27,7 @@ import type { RegionsSpec } from '../spec/schema.js';
 import { connect, conninfo, regionTarget } from '../sql/connect.js';
 import { fenceSql, guardSql } from '../sql/guard.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
+import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
 import type { Store } from '../store/store.js';
@@ -63,11 +66,6 @@ export interface FailoverOutcome {
 export function appTables(o: ReachableRegion | null, desired: DesiredState): string[] {
   if (!o) return desired.applicationTables;
   return desired.applicationTables.filter((t) => o.tables.some((x) => x.table === t));
-}
-
-function reachable(observed: Observed, region: string): ReachableRegion | null {
-  const o = observed.regions.find((r) => r.region === region);
-  return o?.reachable ? o : null;
 }
 
 async function lastPrimarySighting(store: Store, epoch: number) {
@@ -109,7 +107,7 @@ export async function fenceRegion(
   observed: Observed,
   desired: DesiredState,
 ): Promise<{ method: string; confirmed: boolean; detail: unknown }> {
-  const o = reachable(observed, region);
+  const o = reachableRegion(observed, region);
   if (o) {
     const c = await connect(regionTarget(spec, region, specDir), { applicationName: 'regionctl-fence' });
     try {
@@ -213,10 +211,7 @@ async function follow(
     if (present.length > 0) await c.query(`TRUNCATE ${present.map(tableRef).join(', ')}`);
   }
   const pub = await client(ch.from);
-  await pub.query(
-    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-    [ch.subscription.slotName],
-  );
+  await dropIdleSlots(pub, [ch.subscription.slotName]);
   const info = conninfo(regionTarget(next, ch.from, specDir));
   await runStatements(
     c,
@@ -269,7 +264,7 @@ export async function prepareFailover(raw: TransitionOptions): Promise<PreparedF
   const observed = await observe(o.spec, o.specDir);
   const topo = (await o.store.getTopology()) ?? (await o.store.initTopology(desired.primary));
   const sighting = await lastPrimarySighting(o.store, topo.epoch);
-  const p = reachable(observed, desired.primary);
+  const p = reachableRegion(observed, desired.primary);
   const choice = chooseCandidate(desired, observed, o.spec, {
     ...(o.to ? { to: o.to } : {}),
     lastPrimaryLsn: p?.currentLsn ?? sighting.lsn,
@@ -390,7 +385,7 @@ async function execute(
     const positions = await s.step(4, 'detach-others', async () => {
       const out: Record<string, string | null> = {};
       for (const ch of others) {
-        if (!reachable(observed, ch.to)) {
+        if (!reachableRegion(observed, ch.to)) {
           out[ch.to] = 'unreachable';
           continue;
         }
@@ -441,7 +436,7 @@ async function execute(
     });
     // 7. The new primary accepts application writes.
     await s.step(7, 'lift-guard', async () => {
-      const tables = appTables(reachable(observed, to), nextDesired);
+      const tables = appTables(reachableRegion(observed, to), nextDesired);
       await runStatements(
         cand,
         guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
@@ -467,7 +462,7 @@ async function execute(
     await s.step(10, 'follow-resync', async () => {
       const done: string[] = [];
       for (const ch of nextDesired.channels) {
-        if (same(ch.to) || !reachable(observed, ch.to)) continue;
+        if (same(ch.to) || !reachableRegion(observed, ch.to)) continue;
         await follow(next, o.specDir, ch, clients.client, true);
         done.push(ch.to);
       }

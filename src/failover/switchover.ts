@@ -5,17 +5,19 @@
  * copied: every region holds the same content at that instant. Failing back is another
  * switchover.
  */
+
 import type pg from 'pg';
 import { executeAction, openClients } from '../apply/execute.js';
 import { RegionctlError } from '../errors.js';
 import { desiredState } from '../model/desired.js';
 import { compareLsn } from '../model/lsn.js';
-import type { Observed, ReachableRegion } from '../model/observed.js';
+import { reachableRegion } from '../model/observed.js';
 import { promotedSpec } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
 import { currentSpec } from '../reconcile/reconcile.js';
 import { conninfo, regionTarget } from '../sql/connect.js';
 import { guardSql, unfenceSql } from '../sql/guard.js';
+import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
 import { moveDns } from './dns.js';
@@ -36,11 +38,6 @@ export interface SwitchoverOutcome {
   writeUnavailableMs: number;
   /** From the fence to the DNS record pointing at the new primary. */
   dnsMs: number;
-}
-
-function reachable(observed: Observed, region: string): ReachableRegion | null {
-  const o = observed.regions.find((r) => r.region === region);
-  return o?.reachable ? o : null;
 }
 
 async function sequencesOf(c: pg.ClientBase): Promise<Map<string, string | null>> {
@@ -111,7 +108,7 @@ export async function runSwitchover(
   }
   const observed = await observe(o.spec, o.specDir);
   for (const r of [from, ...desired.channels.map((c) => c.to)]) {
-    if (!reachable(observed, r)) {
+    if (!reachableRegion(observed, r)) {
       throw new RegionctlError(
         'E_SWITCHOVER_UNREACHABLE',
         `region ${r} is unreachable: a switchover needs every region`,
@@ -190,10 +187,7 @@ export async function runSwitchover(
         ]);
         if (exists.rowCount) continue;
         // A slot of that name left on the target by an earlier failover (evidence) is stale now.
-        await cand.query(
-          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-          [ch.subscription.slotName],
-        );
+        await dropIdleSlots(cand, [ch.subscription.slotName]);
         const info = conninfo(regionTarget(next, to, o.specDir));
         await runStatements(
           c,
@@ -203,7 +197,7 @@ export async function runSwitchover(
       return { following: nextDesired.channels.map((c) => c.to) };
     });
     await s.step(7, 'lift-guard', async () => {
-      const tables = appTables(reachable(observed, to), nextDesired);
+      const tables = appTables(reachableRegion(observed, to), nextDesired);
       await runStatements(
         cand,
         guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
@@ -216,7 +210,7 @@ export async function runSwitchover(
     const dnsAt = performance.now();
     await s.step(10, 'old-primary-reads', async () => {
       // The old primary is now a guarded secondary: application roles may log in and read.
-      const tables = appTables(reachable(observed, from), nextDesired);
+      const tables = appTables(reachableRegion(observed, from), nextDesired);
       await runStatements(primary, unfenceSql(next.applicationRoles, tables, next.database, 'read-only'));
       await o.store.setRegionState(from, null, eventId);
       return {};

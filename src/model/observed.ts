@@ -149,3 +149,9 @@ export interface Observed {
   /** One entry per region of the spec, sorted by region name. */
   regions: RegionObservation[];
 }
+
+/** The observation of `region` if it could be reached, else null. */
+export function reachableRegion(observed: Observed, region: string): ReachableRegion | null {
+  const o = observed.regions.find((r) => r.region === region);
+  return o?.reachable ? o : null;
+}

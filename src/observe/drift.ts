@@ -7,6 +7,7 @@
  * plan only says what apply would do about it. The plan contributes what no observation
  * check covers (its remaining actions and problems); a finding is reported once.
  */
+
 import type { DesiredChannel, DesiredState, PublishedTable } from '../model/desired.js';
 import { catalogHash, parseMarker } from '../model/marker.js';
 import { MANAGED_PREFIX } from '../model/names.js';
@@ -17,6 +18,7 @@ import type {
   ObservedSlot,
   ReachableRegion,
 } from '../model/observed.js';
+import { reachableRegion } from '../model/observed.js';
 import { type Action, describeAction } from '../plan/actions.js';
 import type { Plan, Problem } from '../plan/plan.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
@@ -154,14 +156,9 @@ interface Ctx {
   items: DriftItem[];
 }
 
-function reachable(observed: Observed, region: string): ReachableRegion | null {
-  const o = observed.regions.find((r) => r.region === region);
-  return o?.reachable ? o : null;
-}
-
 /** A region whose catalog can be compared with the spec at all. */
 function usable(observed: Observed, region: string): ReachableRegion | null {
-  const o = reachable(observed, region);
+  const o = reachableRegion(observed, region);
   return o?.databaseExists && !o.inRecovery ? o : null;
 }
 
@@ -178,7 +175,7 @@ function slotRetention(slot: ObservedSlot | undefined): string {
 function prerequisites(ctx: Ctx): void {
   const { desired, observed } = ctx;
   for (const region of desired.regions) {
-    const o = reachable(observed, region);
+    const o = reachableRegion(observed, region);
     if (!o) continue;
     const s = o.settings;
     const outgoing = desired.channels.filter((c) => c.from === region);
@@ -323,7 +320,7 @@ function subscriptionSourceWrong(
 
 function subscriptions(ctx: Ctx): void {
   const { desired, observed } = ctx;
-  const pub = reachable(observed, desired.primary);
+  const pub = reachableRegion(observed, desired.primary);
   for (const c of desired.channels) {
     const sub = usable(observed, c.to);
     if (!sub) continue;
@@ -470,7 +467,7 @@ function slots(ctx: Ctx): void {
       if (s.slotName) consumers.set(s.slotName, `subscription ${s.name} on ${r.region}`);
   }
   for (const region of desired.regions) {
-    const o = reachable(observed, region);
+    const o = reachableRegion(observed, region);
     if (!o) continue;
     const desiredSlots = new Set(
       desired.channels.filter((c) => c.from === region).map((c) => c.subscription.slotName),

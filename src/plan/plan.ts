@@ -3,11 +3,13 @@
  * of typed actions plus the problems that block some of them. Same inputs, same plan,
  * byte for byte: everything is sorted and nothing reads the clock.
  */
+
 import { createHash } from 'node:crypto';
 import type { DesiredChannel, DesiredPublication, DesiredState, PublishedTable } from '../model/desired.js';
 import { catalogHash, parseMarker } from '../model/marker.js';
 import { MANAGED_PREFIX } from '../model/names.js';
 import type { Observed, ReachableRegion, RegionObservation } from '../model/observed.js';
+import { reachableRegion } from '../model/observed.js';
 import type { Action } from './actions.js';
 import { actionKey } from './actions.js';
 
@@ -32,11 +34,6 @@ export interface Plan {
 }
 
 const MIN_SERVER_VERSION = 150000; // row filters and column lists arrived in PostgreSQL 15
-
-function reachable(observed: Observed, region: string): ReachableRegion | null {
-  const o = observed.regions.find((r) => r.region === region);
-  return o?.reachable ? o : null;
-}
 
 function channelLabel(c: DesiredChannel): string {
   return `${c.from} → ${c.to}`;
@@ -415,7 +412,7 @@ export function planSteadyState(desired: DesiredState, observed: Observed): Plan
 
   const prelude: Action[] = [];
   for (const region of desired.regions) {
-    const o = reachable(observed, region);
+    const o = reachableRegion(observed, region);
     if (!o || blockedRegions.has(region)) continue;
     if (!o.heartbeatInstalled) {
       prelude.push({
@@ -429,10 +426,10 @@ export function planSteadyState(desired: DesiredState, observed: Observed): Plan
   }
 
   const channelActions: Action[] = [];
-  const pub = reachable(observed, desired.primary);
+  const pub = reachableRegion(observed, desired.primary);
   for (const c of desired.channels) {
     if (!pub || blockedRegions.has(c.from)) continue;
-    const sub = reachable(observed, c.to);
+    const sub = reachableRegion(observed, c.to);
     const subUsable = sub && !blockedRegions.has(c.to) ? sub : null;
     const tp = tableProblems(c, pub, subUsable, desired.heartbeatTable);
     problems.push(...tp);
@@ -448,7 +445,7 @@ export function planSteadyState(desired: DesiredState, observed: Observed): Plan
 
   const cleanup: Action[] = [];
   for (const region of desired.regions) {
-    const o = reachable(observed, region);
+    const o = reachableRegion(observed, region);
     if (!o || blockedRegions.has(region)) continue;
     cleanup.push(...orphanActions(desired, o));
   }

@@ -14,6 +14,7 @@
  *
  * Without those slots (or with --full) step 4 copies the whole tables from the snapshot.
  */
+
 import type pg from 'pg';
 import { openClients } from '../apply/execute.js';
 import { RegionctlError } from '../errors.js';
@@ -27,6 +28,7 @@ import type { RegionsSpec } from '../spec/schema.js';
 import { conninfo, regionTarget } from '../sql/connect.js';
 import { unfenceSql } from '../sql/guard.js';
 import { dropPublicationSql } from '../sql/publication.js';
+import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql } from '../sql/subscription.js';
 import type { Store } from '../store/store.js';
@@ -208,10 +210,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       ]);
       if (exists.rowCount) return { already: true, rows: 0 };
       // A slot left by an interrupted attempt: its snapshot is gone, start over.
-      await cur.query(
-        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-        [channel.subscription.slotName],
-      );
+      await dropIdleSlots(cur, [channel.subscription.slotName]);
       const snap = await exportSnapshotSlot(
         regionTarget(spec, primary, o.specDir),
         channel.subscription.slotName,
@@ -274,11 +273,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       // Only now: the report is stored (step 2) and the region follows the primary.
       const dropped: string[] = [];
       const drop = async (c: pg.ClientBase, slots: string[]) => {
-        const r = await c.query(
-          'SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active',
-          [slots],
-        );
-        dropped.push(...r.rows.map((x) => x.slot_name as string));
+        dropped.push(...(await dropIdleSlots(c, slots)));
       };
       // Every slot the old primary kept for a channel it fed (the report covers what mattered).
       await drop(
