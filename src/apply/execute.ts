@@ -9,6 +9,7 @@ import { observeRegion } from '../observe/observe.js';
 import type { Action } from '../plan/actions.js';
 import { assertNever } from '../plan/actions.js';
 import type { RegionsSpec } from '../spec/schema.js';
+import { SUBSCRIPTION_EXISTS_SQL } from '../sql/catalog.js';
 import { connect, conninfo, regionTarget, type Target } from '../sql/connect.js';
 import { guardSql } from '../sql/guard.js';
 import { heartbeatDdl } from '../sql/heartbeat.js';
@@ -36,8 +37,6 @@ async function exists(c: pg.Client, sql: string, params: unknown[]): Promise<boo
 }
 
 const PUB_EXISTS = 'SELECT 1 FROM pg_publication WHERE pubname = $1';
-const SUB_EXISTS =
-  'SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())';
 
 /** Records the applied definition and the catalog's fingerprint of it on the publication. */
 async function markPublication(
@@ -94,7 +93,7 @@ export async function executeAction(ctx: ExecContext, a: Action): Promise<void> 
       await runStatements(c, dropPublicationSql(a.name));
       return;
     case 'create-subscription': {
-      if (await exists(c, SUB_EXISTS, [a.subscription.name])) return;
+      if (await exists(c, SUBSCRIPTION_EXISTS_SQL, [a.subscription.name])) return;
       // A crash between the remote slot's creation and the local commit leaves the slot
       // behind; it is ours by name and would make CREATE SUBSCRIPTION fail.
       const pub = await ctx.client(a.subscription.fromRegion);
@@ -113,7 +112,7 @@ export async function executeAction(ctx: ExecContext, a: Action): Promise<void> 
       await runStatements(c, refreshSubscriptionSql(a.name, true));
       return;
     case 'drop-subscription': {
-      if (!(await exists(c, SUB_EXISTS, [a.name]))) return;
+      if (!(await exists(c, SUBSCRIPTION_EXISTS_SQL, [a.name]))) return;
       try {
         await runStatements(c, dropSubscriptionSql(a.name, { keepSlot: false }));
       } catch (e) {

@@ -15,6 +15,7 @@ import { reachableRegion } from '../model/observed.js';
 import { promotedSpec } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
 import { currentSpec } from '../reconcile/reconcile.js';
+import { SUBSCRIPTION_EXISTS_SQL } from '../sql/catalog.js';
 import { conninfo, regionTarget } from '../sql/connect.js';
 import { guardSql, unfenceSql } from '../sql/guard.js';
 import { dropIdleSlots } from '../sql/slots.js';
@@ -182,9 +183,7 @@ export async function runSwitchover(
         const c = await clients.client(ch.to);
         const old = desired.channels.find((x) => x.to === ch.to);
         if (old) await runStatements(c, dropSubscriptionSql(old.subscription.name, { keepSlot: false }));
-        const exists = await c.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [
-          ch.subscription.name,
-        ]);
+        const exists = await c.query(SUBSCRIPTION_EXISTS_SQL, [ch.subscription.name]);
         if (exists.rowCount) continue;
         // A slot of that name left on the target by an earlier failover (evidence) is stale now.
         await dropIdleSlots(cand, [ch.subscription.slotName]);

@@ -25,6 +25,7 @@ import { HEARTBEAT_TABLE, publicationName, rejoinSlotName, slotName } from '../m
 import { effectiveSpec } from '../model/promote.js';
 import { observe } from '../observe/observe.js';
 import type { RegionsSpec } from '../spec/schema.js';
+import { SUBSCRIPTION_EXISTS_SQL } from '../sql/catalog.js';
 import { conninfo, regionTarget } from '../sql/connect.js';
 import { unfenceSql } from '../sql/guard.js';
 import { dropPublicationSql } from '../sql/publication.js';
@@ -205,9 +206,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       !(lost as { slotFound?: boolean }).slotFound ||
       !(changed as { slotFound?: boolean }).slotFound;
     const repaired = await s.step(4, 'repair-and-subscribe', async () => {
-      const exists = await old.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [
-        channel.subscription.name,
-      ]);
+      const exists = await old.query(SUBSCRIPTION_EXISTS_SQL, [channel.subscription.name]);
       if (exists.rowCount) return { already: true, rows: 0 };
       // A slot left by an interrupted attempt: its snapshot is gone, start over.
       await dropIdleSlots(cur, [channel.subscription.slotName]);

@@ -214,3 +214,10 @@ SELECT pid, usename, datname, state, backend_start, xact_start
 FROM pg_stat_activity
 WHERE usename = ANY ($1::text[]) AND pid <> pg_backend_pid()
 ORDER BY pid`;
+
+/**
+ * Does this database have a subscription of that name ($1)? pg_subscription is shared by
+ * every database of the server, and channel names do not include the database.
+ */
+export const SUBSCRIPTION_EXISTS_SQL =
+  'SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())';

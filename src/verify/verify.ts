@@ -103,7 +103,8 @@ async function appliedLsn(c: pg.ClientBase, sub: string): Promise<string | null>
   // latest_end_lsn moves with keepalives too, so an idle primary still counts as caught up.
   const r = await c.query(
     `SELECT greatest(
-        (SELECT max(latest_end_lsn) FROM pg_stat_subscription WHERE subname = $1),
+        (SELECT max(st.latest_end_lsn) FROM pg_stat_subscription st JOIN pg_subscription s ON s.oid = st.subid
+          WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
         (SELECT os.remote_lsn FROM pg_subscription s
            JOIN pg_replication_origin_status os ON os.external_id = 'pg_' || s.oid
           WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))

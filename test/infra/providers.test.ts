@@ -221,7 +221,9 @@ describe('dynamic providers on the lab', () => {
       await one(
         topo,
         'eu-west-1',
-        "SELECT count(*)::int FROM pg_subscription WHERE subname = 'rc_sub_us_east_1__eu_west_1'",
+        // pg_subscription is shared by every database of the server: other test files on the
+        // shared lab have a subscription of this name in their own database.
+        "SELECT count(*)::int FROM pg_subscription WHERE subname = 'rc_sub_us_east_1__eu_west_1' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
       ),
     ).toBe(0);
     expect(
