@@ -174,7 +174,11 @@ function writeLabConf(s: LabServer): void {
   const socket = join(s.dir, `.s.PGSQL.${s.endpoint.port}`);
   // Unix socket paths are limited to ~107 bytes; deep state dirs just go TCP-only.
   const socketDir = Buffer.byteLength(socket) < 100 ? s.dir : '';
-  const host = s.endpoint.host === 'localhost' ? '127.0.0.1' : s.endpoint.host.replace(/^\[|\]$/g, '');
+  const host = s.wan
+    ? s.wan.address
+    : s.endpoint.host === 'localhost'
+      ? '127.0.0.1'
+      : s.endpoint.host.replace(/^\[|\]$/g, '');
   const settings: [string, string | number][] = [
     ['listen_addresses', host],
     ['port', s.endpoint.port],
@@ -196,9 +200,15 @@ function writeLabConf(s: LabServer): void {
     // of acknowledged commits must stay true across a region kill.
     ['fsync', 'off'],
     ['full_page_writes', 'off'],
-    // Failure detection in seconds, not minutes: tests kill regions on purpose.
-    ['wal_sender_timeout', '5s'],
-    ['wal_receiver_timeout', '5s'],
+    // Failure detection in seconds, not minutes: tests kill regions on purpose. The WAN
+    // lab (fault suite) keeps PostgreSQL's defaults instead, so it sees what production
+    // sees: correctness must not depend on these.
+    ...(s.wan?.settings === 'production'
+      ? []
+      : ([
+          ['wal_sender_timeout', '5s'],
+          ['wal_receiver_timeout', '5s'],
+        ] as [string, string][])),
     // Commit timestamps back lag-in-seconds evidence and the load generator's ledger.
     ['track_commit_timestamp', 'on'],
     ['shared_buffers', '32MB'],
@@ -210,6 +220,21 @@ function writeLabConf(s: LabServer): void {
   const file = join(s.dataDir, LAB_CONF);
   writeFileSync(file, `# Written by regionctl lab on every start; edits are overwritten.\n${text}\n`);
   chownToServer(file);
+  if (s.wan) admitWan(s);
+}
+
+const WAN_HBA_MARK = '# regionctl WAN lab: peers arrive from the lab range';
+
+/** The WAN lab's peers connect from 198.18.0.0/15 (relay proxy addresses), not loopback. */
+function admitWan(s: LabServer): void {
+  const file = join(s.dataDir, 'pg_hba.conf');
+  const text = readFileSync(file, 'utf8');
+  if (text.includes(WAN_HBA_MARK)) return;
+  const method = /scram-sha-256/.test(text) ? 'scram-sha-256' : 'trust';
+  appendFileSync(
+    file,
+    `${WAN_HBA_MARK}\nhost all all 198.18.0.0/15 ${method}\nhost replication all 198.18.0.0/15 ${method}\n`,
+  );
 }
 
 export async function startServer(s: LabServer): Promise<ServerProcess> {
@@ -218,6 +243,7 @@ export async function startServer(s: LabServer): Promise<ServerProcess> {
   const r = await runAsServer(pg_ctl, ['start', '-D', s.dataDir, '-l', s.logFile, '-w', '-t', '60', '-s'], {
     cwd: s.dir,
     detached: true,
+    ...(s.wan ? { netns: s.wan.netns } : {}),
   });
   const proc = runningProcess(s.dataDir);
   if (r.code !== 0 || !proc) {

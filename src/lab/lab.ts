@@ -284,6 +284,10 @@ export async function labDown(opts: LabDownOptions): Promise<{ stopped: string[]
       }
     }),
   );
+  // The WAN lab's namespaces, links and rules go after the servers that lived in them.
+  const { wanDown } = await import('./wan/wan.js');
+  if (await wanDown(stateDir))
+    progress({ server: 'lab', phase: 'stop', message: 'WAN namespaces, links and rules removed' });
   if (opts.purge) {
     rmSync(stateDir, { recursive: true, force: true });
     progress({ server: 'lab', phase: 'done', message: `removed ${stateDir}` });

@@ -134,9 +134,17 @@ export interface RunResult {
 export function runAsServer(
   file: string,
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; detached?: boolean } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; detached?: boolean; netns?: string } = {},
 ): Promise<RunResult> {
   const u = serverUser();
+  if (opts.netns) {
+    // Entering a namespace needs root; the binary then drops to the server user.
+    const ids =
+      u.uid !== undefined ? ['setpriv', `--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups'] : [];
+    args = ['netns', 'exec', opts.netns, ...ids, file, ...args];
+    file = 'ip';
+  }
+  const asUser = opts.netns ? {} : u.uid !== undefined ? { uid: u.uid, gid: u.gid } : {};
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: opts.cwd,
@@ -145,7 +153,7 @@ export function runAsServer(
       stdio: ['ignore', 'pipe', 'pipe'],
       // A server started from a terminal must not receive the terminal's Ctrl-C.
       detached: opts.detached ?? false,
-      ...(u.uid !== undefined ? { uid: u.uid, gid: u.gid } : {}),
+      ...asUser,
     });
     let stdout = '';
     let stderr = '';

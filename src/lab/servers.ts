@@ -6,6 +6,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { RegionctlError } from '../errors.js';
 import type { EndpointSpec, RegionsSpec } from '../spec/schema.js';
+import { type WanPlacement, wanPlacement } from './wan/state.js';
 
 export const DEFAULT_STATE_DIR = '.regionctl/lab';
 /** Name by which CLI commands and `killRegion` address the control store. */
@@ -23,6 +24,8 @@ export interface LabServer {
   dir: string;
   dataDir: string;
   logFile: string;
+  /** WAN lab only: the region's network namespace and address (the endpoint is the relay's). */
+  wan?: WanPlacement;
 }
 
 export function resolveStateDir(specDir: string, stateDir?: string): string {
@@ -42,7 +45,14 @@ export function labServers(spec: RegionsSpec, stateDir: string): LabServer[] {
     ),
     server(stateDir, CONTROL_STORE, 'control store', CONTROL_DIR, controlEndpoint, [database]),
   ];
-  for (const s of servers) assertLoopback(s);
+  // In a WAN lab (`lab up --wan`) a region's server runs in its namespace, and the spec
+  // advertises the relay's address in front of it.
+  const wan = wanPlacement(stateDir);
+  for (const s of servers) {
+    const w = wan.get(s.name);
+    if (w && s.name !== CONTROL_STORE && s.endpoint.host === w.relayAddress) s.wan = w;
+    else assertLoopback(s);
+  }
   assertDistinctAddresses(servers);
   return servers;
 }
@@ -108,7 +118,7 @@ function assertLoopback(s: LabServer): void {
   throw new RegionctlError(
     'E_LAB_NOT_LOOPBACK',
     `${s.label}: host '${s.endpoint.host}' is not a loopback address; the lab only runs servers on this machine's loopback interface`,
-    'use host 127.0.0.1 (or another 127.x.y.z / ::1 / localhost) for lab regions; real hosts are managed with `regionctl apply`, not the lab',
+    'use host 127.0.0.1 (or another 127.x.y.z / ::1 / localhost) for lab regions (a WAN lab writes its own spec: `regionctl lab up --wan`, then use the spec it names); real hosts are managed with `regionctl apply`, not the lab',
   );
 }
 

@@ -52,29 +52,76 @@ Examples:
     .addOption(specOption())
     .addOption(stateDirOption())
     .option('--no-demo-schema', 'do not create the demo tables and application roles')
+    .option('--wan', 'regions as network hosts: namespaces, WAN latency, partitionable links (root)')
+    .option('--rtt-file <file>', 'with --wan: JSON round-trip matrix overriding the public defaults')
+    .option('--lab-timeouts', "with --wan: keep the lab's 5 s replication timeouts (default: PostgreSQL's)")
     .addOption(formatOption(['text', 'json'], 'text'))
     .addHelpText(
       'after',
       `
 Idempotent: running servers are left alone, initialised ones are just started. The
 superuser password is generated once into the file regions.yaml references
-(endpoint.password.file) and never printed. Hosts must be loopback addresses.`,
+(endpoint.password.file) and never printed. Hosts must be loopback addresses.
+
+--wan runs each region's server in a network namespace of its own, its application
+clients in another, joined to this host (the control plane) through a WAN namespace
+whose delay relay holds every packet for half the pair's round trip (us-east-1 <->
+eu-west-1 70 ms, <-> ap-southeast-1 220 ms, eu-west-1 <-> ap-southeast-1 160 ms, in
+region 1 ms; --rtt-file overrides). Addresses are from 198.18.0.0/15 only. It writes
+regions.wan.yaml beside regions.yaml (endpoints = relays): pass it as --spec to every
+other command. Faults: \`regionctl lab net --help\`. Needs root, iproute2, iptables.
+Replication timeouts stay at PostgreSQL's defaults, as in production.`,
     )
-    .action(async (opts: Common & { demoSchema: boolean; format: string }) => {
-      const { spec, specDir, stateDir } = await load(opts);
-      const { labUp } = await import('../../lab/lab.js');
-      const r = await labUp(spec, { specDir, stateDir, demoSchema: opts.demoSchema, onProgress: progress });
-      if (opts.format === 'json') {
-        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
-        return;
-      }
-      for (const s of r.servers) {
-        process.stdout.write(
-          `${s.name.padEnd(20)} ${`${s.host}:${s.port}`.padEnd(18)} ${s.action} (${s.ms} ms)\n`,
-        );
-      }
-      process.stdout.write(`lab up in ${r.totalMs} ms; state in ${r.stateDir}\n`);
-    });
+    .action(
+      async (
+        opts: Common & {
+          demoSchema: boolean;
+          format: string;
+          wan?: boolean;
+          rttFile?: string;
+          labTimeouts?: boolean;
+        },
+      ) => {
+        let { spec, specDir, stateDir } = await load(opts);
+        const { labUp } = await import('../../lab/lab.js');
+        let wan: import('../../lab/wan/wan.js').WanUpResult | undefined;
+        if (opts.wan) {
+          const { wanUp } = await import('../../lab/wan/wan.js');
+          const { resolveStateDir } = await import('../../lab/servers.js');
+          wan = await wanUp(spec, {
+            specPath: resolve(opts.spec),
+            specDir,
+            stateDir: resolveStateDir(specDir, stateDir),
+            ...(opts.rttFile ? { rttFile: resolve(opts.rttFile) } : {}),
+            serverSettings: opts.labTimeouts ? 'lab' : 'production',
+            onProgress: (m) => progress({ message: m }),
+          });
+          ({ spec, specDir, stateDir } = await load({ ...opts, spec: wan.specFile }));
+        } else if (opts.rttFile || opts.labTimeouts) {
+          throw new (await import('../../errors.js')).RegionctlError(
+            'E_USAGE',
+            '--rtt-file and --lab-timeouts only apply to a WAN lab',
+            'add --wan',
+          );
+        }
+        const r = await labUp(spec, { specDir, stateDir, demoSchema: opts.demoSchema, onProgress: progress });
+        if (opts.format === 'json') {
+          process.stdout.write(`${JSON.stringify(wan ? { ...r, wan } : r, null, 2)}\n`);
+          return;
+        }
+        for (const s of r.servers) {
+          process.stdout.write(
+            `${s.name.padEnd(20)} ${`${s.host}:${s.port}`.padEnd(18)} ${s.action} (${s.ms} ms)\n`,
+          );
+        }
+        process.stdout.write(`lab up in ${r.totalMs} ms; state in ${r.stateDir}\n`);
+        if (wan) {
+          process.stdout.write(
+            `WAN lab ${wan.subnet}: use --spec ${wan.specFile} (endpoints are the delay relays)\n`,
+          );
+        }
+      },
+    );
 
   lab
     .command('down')
@@ -250,5 +297,134 @@ and time. Ctrl-C stops early and still prints the figures. Exit 1 if nothing com
       } finally {
         process.off('SIGINT', onSigint);
       }
+    });
+
+  registerLabNet(lab);
+}
+
+function registerLabNet(lab: Command): void {
+  const net = lab
+    .command('net')
+    .description('Network faults in a WAN lab: partitions, isolation, control-plane cuts, delays')
+    .addHelpText(
+      'after',
+      `
+Nodes: a region (its server), '<region>:clients' (its application clients), 'control'
+(this host: the CLI, the reconciler, the control store's clients). Partitions are
+iptables DROP rules inside the namespaces, so connects and open streams hang as in a
+real partition; TCP timeouts and keepalives behave as in production. Every command is
+idempotent and reversible; the state lives in <state>/wan/wan.json.
+
+Examples:
+  regionctl lab net cut-control us-east-1            # only the control plane loses it
+  regionctl lab net isolate us-east-1 --except-clients
+  regionctl lab net partition us-east-1 eu-west-1 --one-way
+  regionctl lab net delay us-east-1 eu-west-1 300ms
+  regionctl lab net heal --all
+  regionctl lab net show --format json`,
+    );
+  const stateOf = async (opts: Common) => {
+    const { resolveStateDir } = await import('../../lab/servers.js');
+    return resolveStateDir(dirname(resolve(opts.spec)), opts.stateDir);
+  };
+  const done = async (opts: Common, what: string) => {
+    const { netShow, renderNetShow } = await import('../../lab/wan/wan.js');
+    process.stderr.write(`lab net: ${what}\n`);
+    if ((opts as { quiet?: boolean }).quiet) return;
+    process.stdout.write(renderNetShow(netShow(await stateOf(opts))));
+  };
+  const common = (c: Command) =>
+    c
+      .addOption(specOption())
+      .addOption(stateDirOption())
+      .option('-q, --quiet', 'do not print the matrix afterwards');
+
+  common(
+    net
+      .command('partition')
+      .description("Drop traffic between two nodes (--one-way: only A's packets to B)")
+      .argument('<a>', 'node')
+      .argument('<b>', 'node')
+      .option('--one-way', "only A's packets to B are lost"),
+  ).action(async (a: string, b: string, opts: Common & { oneWay?: boolean }) => {
+    const { netPartition } = await import('../../lab/wan/wan.js');
+    await netPartition(await stateOf(opts), a, b, opts.oneWay ?? false);
+    await done(opts, `${a} ${opts.oneWay ? '-x->' : '<-x->'} ${b}`);
+  });
+
+  common(
+    net
+      .command('isolate')
+      .description('Cut a region from every other node (its clients too, unless --except-clients)')
+      .argument('<region>', 'region')
+      .option('--except-clients', "the region's own application clients still reach it"),
+  ).action(async (region: string, opts: Common & { exceptClients?: boolean }) => {
+    const { netIsolate } = await import('../../lab/wan/wan.js');
+    await netIsolate(await stateOf(opts), region, opts.exceptClients ?? false);
+    await done(opts, `${region} isolated${opts.exceptClients ? ' (its clients still connected)' : ''}`);
+  });
+
+  common(
+    net
+      .command('cut-control')
+      .description(
+        'Only the control plane (this host) loses the region; the other regions and its clients keep it',
+      )
+      .argument('<region>', 'region'),
+  ).action(async (region: string, opts: Common) => {
+    const { netCutControl } = await import('../../lab/wan/wan.js');
+    await netCutControl(await stateOf(opts), region);
+    await done(opts, `control <-x-> ${region}`);
+  });
+
+  common(
+    net
+      .command('delay')
+      .description('Set the round trip between two nodes (e.g. 300ms, 1.5s)')
+      .argument('<a>', 'node')
+      .argument('<b>', 'node')
+      .argument('<rtt>', 'round trip: 300ms, 1.5s, or a number of ms'),
+  ).action(async (a: string, b: string, rtt: string, opts: Common) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(rtt.trim());
+    if (!m) {
+      const { RegionctlError } = await import('../../errors.js');
+      throw new RegionctlError('E_USAGE', `bad round trip '${rtt}'`, 'write it as 300ms, 1.5s or 300');
+    }
+    const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+    const { netDelay } = await import('../../lab/wan/wan.js');
+    await netDelay(await stateOf(opts), a, b, ms);
+    await done(opts, `${a} <-> ${b}: ${ms} ms round trip`);
+  });
+
+  common(
+    net
+      .command('heal')
+      .description('Remove cuts: all, those of one node, or between two (--all: also reset delays)')
+      .argument('[a]', 'node')
+      .argument('[b]', 'node')
+      .option('--all', 'also reset every delay set with `lab net delay`'),
+  ).action(async (a: string | undefined, b: string | undefined, opts: Common & { all?: boolean }) => {
+    const { netHeal } = await import('../../lab/wan/wan.js');
+    await netHeal(await stateOf(opts), { ...(a ? { a } : {}), ...(b ? { b } : {}), all: opts.all ?? false });
+    await done(
+      opts,
+      a
+        ? `healed ${a}${b ? ` <-> ${b}` : ''}`
+        : opts.all
+          ? 'healed everything, delays reset'
+          : 'healed every cut',
+    );
+  });
+
+  net
+    .command('show')
+    .description('The round-trip matrix and the cuts in force (table or JSON)')
+    .addOption(specOption())
+    .addOption(stateDirOption())
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(async (opts: Common & { format: string }) => {
+      const { netShow, renderNetShow } = await import('../../lab/wan/wan.js');
+      const v = netShow(await stateOf(opts));
+      process.stdout.write(opts.format === 'json' ? `${JSON.stringify(v, null, 2)}\n` : renderNetShow(v));
     });
 }
