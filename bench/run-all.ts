@@ -15,6 +15,7 @@ const benches = [
   'rejoin',
   'routing',
   'verify',
+  'relay',
 ].filter((b) => only.length === 0 || only.includes(b));
 let failed = 0;
 for (const b of benches) {

@@ -379,6 +379,21 @@ Examples:
 
   common(
     net
+      .command('cut-store')
+      .description('The control plane loses the control store (--heal: gets it back)')
+      .option('--heal', 'remove this cut only'),
+  ).action(async (opts: Common & { heal?: boolean }) => {
+    const { spec } = await load(opts);
+    const { netCutLocalPort } = await import('../../lab/wan/wan.js');
+    await netCutLocalPort(await stateOf(opts), spec.controlStore.port, !opts.heal);
+    await done(
+      opts,
+      `control ${opts.heal ? '<-->' : '<-x->'} control store (127.0.0.1:${spec.controlStore.port})`,
+    );
+  });
+
+  common(
+    net
       .command('delay')
       .description('Set the round trip between two nodes (e.g. 300ms, 1.5s)')
       .argument('<a>', 'node')

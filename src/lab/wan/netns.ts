@@ -215,8 +215,9 @@ async function ensureChain(prefix: string[], chain: string): Promise<void> {
  * iptables-restore per namespace (declaring the chain flushes it), so the result never
  * depends on what was there before.
  */
-export async function applyCuts(layout: WanLayout, cuts: Cut[]): Promise<void> {
+export async function applyCuts(layout: WanLayout, cuts: Cut[], hostExtra: string[] = []): Promise<void> {
   const rules = rulesFor(layout, cuts);
+  rules.get(undefined)?.push(...hostExtra);
   await Promise.all(
     [...rules].map(async ([netns, list]) => {
       const chain = netns ? layout.chain : layout.hostChain;

@@ -15,6 +15,11 @@ export interface WanState {
   primary: string;
   rtt: RttConfig;
   cuts: Cut[];
+  /**
+   * Loopback ports (the control store's) the control plane cannot reach: the store is
+   * in the host's namespace, so its cut is a rule in the host's chain.
+   */
+  blockedLocalPorts?: number[];
   /** Region → port its server listens on (and the relay serves). */
   ports: Record<string, number>;
   /** The generated spec whose endpoints are the relay addresses. */

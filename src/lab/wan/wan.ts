@@ -110,7 +110,7 @@ export async function wanUp(spec: RegionsSpec, opts: WanUpOptions): Promise<WanU
   }
   say(`WAN: namespaces and links in 198.18.${state.layout.subnet}.0/24 (id ${state.layout.id})`);
   await createTopology(state.layout);
-  await applyCuts(state.layout, state.cuts);
+  await applyCuts(state.layout, state.cuts, hostExtra(state));
   await startRelay(opts.stateDir, state);
   say('WAN: delay relay running');
   writeWanSpec(opts.specPath, state);
@@ -284,9 +284,23 @@ async function commit(stateDir: string, state: WanState, relay = false): Promise
     return true;
   });
   writeWanState(stateDir, state);
-  await applyCuts(state.layout, state.cuts);
+  await applyCuts(state.layout, state.cuts, hostExtra(state));
   if (relay) await startRelay(stateDir, state);
   return state;
+}
+
+function hostExtra(state: WanState): string[] {
+  return (state.blockedLocalPorts ?? []).map((p) => `-o lo -p tcp -d 127.0.0.0/8 --dport ${p} -j DROP`);
+}
+
+/** The control plane loses (or, with cut=false, regains) a loopback port: the control store. */
+export async function netCutLocalPort(stateDir: string, port: number, cut = true) {
+  const s = loaded(stateDir);
+  const set = new Set(s.blockedLocalPorts ?? []);
+  if (cut) set.add(port);
+  else set.delete(port);
+  s.blockedLocalPorts = [...set].sort((a, b) => a - b);
+  return commit(stateDir, s);
 }
 
 export async function netPartition(stateDir: string, a: string, b: string, oneWay = false) {
@@ -347,6 +361,7 @@ export async function netHeal(stateDir: string, opts: { a?: string; b?: string; 
       ? (c.from === opts.a && c.to === opts.b) || (c.from === opts.b && c.to === opts.a)
       : c.from === opts.a || c.to === opts.a;
   s.cuts = opts.a ? s.cuts.filter((c) => !touches(c)) : [];
+  if (!opts.a) delete s.blockedLocalPorts;
   const relay = opts.all === true && s.rtt.pairs !== undefined;
   if (opts.all) delete s.rtt.pairs;
   return commit(stateDir, s, relay);
@@ -357,6 +372,8 @@ export interface NetShow {
   nodes: { name: string; kind: string; netns: string | null; address: string; relay: string | null }[];
   rttMs: Record<string, Record<string, number>>;
   cuts: Cut[];
+  /** Loopback ports the control plane cannot reach (the control store). */
+  blockedLocalPorts: number[];
 }
 
 export function netShow(stateDir: string): NetShow {
@@ -372,6 +389,7 @@ export function netShow(stateDir: string): NetShow {
     })),
     rttMs: rttMatrix(s.layout, s.rtt, s.primary),
     cuts: s.cuts,
+    blockedLocalPorts: s.blockedLocalPorts ?? [],
   };
 }
 
@@ -391,6 +409,7 @@ export function renderNetShow(v: NetShow): string {
     lines.push('cuts:');
     for (const c of v.cuts) lines.push(`  ${c.from} ${c.oneWay ? '-x->' : '<-x->'} ${c.to}`);
   }
+  for (const p of v.blockedLocalPorts) lines.push(`  control <-x-> 127.0.0.1:${p} (control store)`);
   return `${lines.join('\n')}\n`;
 }
 
