@@ -44,3 +44,15 @@ export function requirePeer(program: string, install = `apt-get install ${progra
   console.warn(`SKIP: ${reason}`);
   return undefined;
 }
+
+/**
+ * For the WAN lab's tests: undefined when it can run here; otherwise prints why the
+ * caller's tests skip (or throws under REGIONCTL_REQUIRE_PEERS=1) and returns the reason.
+ */
+export function requireWanLab(problems: string[]): string | undefined {
+  if (problems.length === 0) return undefined;
+  const reason = `the WAN lab needs ${problems.join('; ')} (CI runs as root and installs .ci/apt-packages)`;
+  if (peersRequired()) throw new Error(`REGIONCTL_REQUIRE_PEERS=1 but ${reason}`);
+  console.warn(`SKIP: ${reason}`);
+  return reason;
+}

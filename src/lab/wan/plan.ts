@@ -202,7 +202,8 @@ export function drops(cuts: Cut[]): { from: string; to: string }[] {
  * iptables rules per namespace (`undefined` key: the host, in hostChain) that realise
  * the cuts. A drop from X to Y blocks everything X sends that belongs to a conversation
  * with Y: X's own connections to Y (to V(Y)) and X's side of Y's connections to X
- * (to P(Y), the address Y's connections arrive from).
+ * (to P(Y), the address Y's connections arrive from), and anything sent to Y's home
+ * address directly.
  */
 export function rulesFor(layout: WanLayout, cuts: Cut[]): Map<string | undefined, string[]> {
   const rules = new Map<string | undefined, string[]>();
@@ -214,6 +215,9 @@ export function rulesFor(layout: WanLayout, cuts: Cut[]): Map<string | undefined
     const list = rules.get(from.netns)!;
     if (to.relayAddress) list.push(`-d ${to.relayAddress}/32 -j DROP`);
     list.push(`-d ${to.proxyAddress}/32 -j DROP`);
+    // Services that are not relayed (the authority's etcd members, region agents) are
+    // reached at home addresses directly; a partition cuts them too.
+    list.push(`-d ${to.address}/32 -j DROP`);
   }
   return rules;
 }
