@@ -1,0 +1,311 @@
+/**
+ * The fault suite's scenarios (issue #11 §3). Each starts from a converged WAN lab
+ * under load from the independent workload, injects one fault with the lab's own
+ * commands, heals, lets the reconciler settle, rejoins a replaced primary (so that its
+ * lost-write report exists), and hands everything to the checker. The verdict comes
+ * from the writers' logs and the regions' rows, never from regionctl's reports alone.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type CheckResult, check, loadLogs } from './checker.js';
+import { ChaosLab, type LabOptions } from './harness.js';
+
+export interface ScenarioResult {
+  id: string;
+  name: string;
+  ok: boolean;
+  violations: string[];
+  originalPrimary: string;
+  finalPrimary: string;
+  expectedFinalPrimary: string;
+  splitBrainAcks: number;
+  splitBrainWindowMs: number;
+  acked: number;
+  trueLost: number;
+  reportedLost: number;
+  silentlyLost: number;
+  falselyReported: number;
+  rtoMs: number | null;
+  maxAckGapMs: number | null;
+  verify: 'pass' | 'fail' | 'skipped';
+  durationMs: number;
+  check: CheckResult;
+}
+
+interface Ctx {
+  lab: ChaosLab;
+  primary: string;
+  /** A secondary that is a failover candidate. */
+  candidate: string;
+  log: (m: string) => void;
+  /** Starts the workloads (idle scenarios start them late). */
+  startLoad: () => void;
+}
+
+export interface Scenario {
+  id: string;
+  name: string;
+  /** What the scenario proves, for the README table. */
+  proves: string;
+  /** Should the primary have moved by the end? */
+  expectFailover: boolean;
+  /** No writes during the fault (the workload starts after it). */
+  idle?: boolean;
+  lab?: LabOptions['mutate'];
+  fault(c: Ctx): Promise<void>;
+  /** Extra invariants of this scenario (violations, one line each). */
+  extra?(c: Ctx): Promise<string[]>;
+}
+
+const waitUntil = async (what: () => boolean | Promise<boolean>, ms: number) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await what()) return true;
+    await sleep(250);
+  }
+  return false;
+};
+
+export const SCENARIOS: Scenario[] = [
+  {
+    id: '1',
+    name: 'primary crash under load',
+    proves:
+      'automatic failover after a crash; every acknowledged write is on the new primary or in the report',
+    expectFailover: true,
+    async fault({ lab, primary }) {
+      await lab.kill(primary);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      await sleep(3000);
+      await lab.start(primary);
+    },
+  },
+  {
+    id: '2',
+    name: 'primary region fully isolated (clients too)',
+    proves: 'failover when a region drops off the network; nothing acknowledged is silently lost',
+    expectFailover: true,
+    async fault({ lab, primary }) {
+      await lab.isolate(primary);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      await sleep(5000);
+      await lab.heal();
+    },
+  },
+  {
+    id: '3',
+    name: 'primary cut from control plane and regions, its clients still connected',
+    proves: 'the split-brain case: the old primary stops acknowledging before the new one starts',
+    expectFailover: true,
+    async fault({ lab, primary }) {
+      await lab.isolate(primary, true);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      // The old primary's clients keep writing to it for a while: that is the test.
+      await sleep(8000);
+      await lab.heal();
+    },
+  },
+  {
+    id: '4a',
+    name: 'control plane cut from a busy primary (30 s)',
+    proves: 'no failover when only the control plane loses a primary the other regions still reach',
+    expectFailover: false,
+    async fault({ lab, primary }) {
+      await lab.cutControl(primary);
+      await sleep(30_000);
+      await lab.heal();
+    },
+  },
+  {
+    id: '4b',
+    name: 'control plane cut from an idle primary (60 s, default timeouts)',
+    proves: 'no failover of an idle, healthy primary: detection must not rest on stream silence',
+    expectFailover: false,
+    idle: true,
+    async fault({ lab, primary }) {
+      await lab.cutControl(primary);
+      await sleep(60_000);
+      await lab.heal();
+    },
+  },
+  {
+    id: '5',
+    name: 'control store unreachable from the reconciler (60 s)',
+    proves: 'losing the history store does not cause or block a decision about a healthy primary',
+    expectFailover: false,
+    async fault({ lab }) {
+      await lab.cutStore(true);
+      await sleep(60_000);
+      await lab.cutStore(false);
+    },
+  },
+  {
+    id: '7',
+    name: 'slow link: the only candidate beyond failoverMaxLagSeconds, then the primary crashes',
+    proves: 'the RPO guard refuses a lagging candidate and says so',
+    expectFailover: false,
+    lab: (doc) => {
+      doc.setIn(['channels', 0, 'rpo'], doc.createNode({ alertSeconds: 2, failoverMaxLagSeconds: 4 }));
+    },
+    async fault({ lab, primary, candidate }) {
+      // Nothing the primary sends reaches the candidate: its lag grows past the threshold.
+      await lab.partition(primary, candidate, true);
+      await sleep(10_000);
+      await lab.kill(primary);
+      await sleep(15_000);
+      await lab.heal();
+      await lab.start(primary);
+    },
+    async extra({ lab }) {
+      const r = await lab.cli(['events', '--format', 'json']);
+      const refused = /refused/i.test(r.stdout);
+      return refused ? [] : ['RPO guard: no refused failover event was recorded'];
+    },
+  },
+  {
+    id: '8',
+    name: 'flapping: primary partitioned and healed every 2 s for 30 s',
+    proves: 'a flapping link does not cause a failover',
+    expectFailover: false,
+    async fault({ lab, primary }) {
+      const end = Date.now() + 30_000;
+      while (Date.now() < end) {
+        await lab.isolate(primary, true);
+        await sleep(2000);
+        await lab.heal();
+        await sleep(2000);
+      }
+    },
+  },
+  {
+    id: '9',
+    name: 'a secondary isolated for 60 s, then healed',
+    proves: 'no failover; the secondary catches up and converges',
+    expectFailover: false,
+    async fault({ lab, candidate }) {
+      await lab.isolate(candidate);
+      await sleep(60_000);
+      await lab.heal();
+    },
+  },
+];
+
+export function scenario(id: string): Scenario {
+  const s = SCENARIOS.find((x) => x.id === id);
+  if (!s) throw new Error(`no scenario ${id}`);
+  return s;
+}
+
+export async function runScenario(s: Scenario, log: (m: string) => void = () => {}): Promise<ScenarioResult> {
+  const t0 = Date.now();
+  const lab = await ChaosLab.create(`s${s.id}`, { ...(s.lab ? { mutate: s.lab } : {}), log });
+  try {
+    const primary = lab.primary;
+    const candidate = lab.spec.regions.find(
+      (r) => r.role !== 'primary' && r.failover?.candidate !== false,
+    )!.name;
+    const logs: string[] = [];
+    const reconciler = lab.startReconciler();
+    const workloads: ReturnType<ChaosLab['startWorkload']>[] = [];
+    const startLoad = () => {
+      if (workloads.length) return;
+      workloads.push(lab.startWorkload(primary, { dns: 2, sticky: 2 }, `${primary}-clients`));
+      workloads.push(lab.startWorkload(candidate, 'dns', `${candidate}-clients`));
+      logs.push(...workloads.map((w) => w.logFile));
+    };
+    // The reconciler takes the lead and the heartbeat flows before anything happens.
+    await sleep(5000);
+    if (!s.idle) startLoad();
+    await sleep(4000);
+    const ctx: Ctx = { lab, primary, candidate, log, startLoad };
+    const faultAt = Date.now();
+    log(`scenario ${s.id}: fault`);
+    await s.fault(ctx);
+    log(`scenario ${s.id}: healed after ${Date.now() - faultAt} ms`);
+    startLoad();
+    await sleep(8000);
+    await Promise.all(workloads.map((w) => lab.stop(w.child)));
+    await lab.stop(reconciler);
+    await lab.heal();
+
+    const finalPrimary = lab.dnsPrimary();
+    const violations: string[] = [];
+    if (finalPrimary !== primary) {
+      const r = await lab.cli(['rejoin', primary, '--report-dir', 'reports']);
+      if (r.code !== 0)
+        violations.push(`rejoin of ${primary} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    }
+    const result = check({
+      lines: loadLogs(logs).lines,
+      servers: lab.servers(),
+      originalPrimary: primary,
+      finalPrimary,
+      expectedFinalPrimary: s.expectFailover ? candidate : primary,
+      finalIds: await lab.ids(finalPrimary),
+      reportedLost: lab.reportedLost(),
+      faultAt,
+    });
+    violations.push(...result.violations);
+    if (s.extra) violations.push(...(await s.extra(ctx)));
+    const v = await lab.cli(['verify']);
+    const verify = v.code === 0 ? 'pass' : 'fail';
+    if (verify === 'fail')
+      violations.push(
+        `convergence: regionctl verify failed: ${v.stdout.trim().split('\n').slice(-3).join(' | ')}`,
+      );
+    return {
+      id: s.id,
+      name: s.name,
+      ok: violations.length === 0,
+      violations,
+      originalPrimary: primary,
+      finalPrimary,
+      expectedFinalPrimary: s.expectFailover ? candidate : primary,
+      splitBrainAcks: result.splitBrain.acks,
+      splitBrainWindowMs: result.splitBrain.windowMs,
+      acked: result.loss.acked,
+      trueLost: result.loss.trueLost,
+      reportedLost: result.loss.reportedLost,
+      silentlyLost: result.loss.silentlyLost,
+      falselyReported: result.loss.falselyReported,
+      rtoMs: result.figures.rtoMs,
+      maxAckGapMs: result.figures.maxAckGapMs,
+      verify,
+      durationMs: Date.now() - t0,
+      check: result,
+    };
+  } finally {
+    await lab.close();
+  }
+}
+
+export function renderTable(rows: ScenarioResult[]): string {
+  const head = [
+    '#',
+    'scenario',
+    'result',
+    'primary',
+    'split-brain acks (ms)',
+    'lost true/reported/silent',
+    'RTO ms',
+    'verify',
+  ];
+  const lines = rows.map((r) => [
+    r.id,
+    r.name,
+    r.ok ? 'PASS' : 'FAIL',
+    r.originalPrimary === r.finalPrimary
+      ? `${r.finalPrimary} (kept)`
+      : `${r.originalPrimary} → ${r.finalPrimary}`,
+    `${r.splitBrainAcks} (${r.splitBrainWindowMs})`,
+    `${r.trueLost}/${r.reportedLost}/${r.silentlyLost}`,
+    r.rtoMs === null ? '-' : String(r.rtoMs),
+    r.verify,
+  ]);
+  const md = [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...lines.map((l) => `| ${l.join(' | ')} |`),
+  ];
+  const why = rows.filter((r) => !r.ok).flatMap((r) => r.violations.map((v) => `- ${r.id}: ${v}`));
+  return `${md.join('\n')}\n${why.length ? `\n${why.join('\n')}\n` : ''}`;
+}
