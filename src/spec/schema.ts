@@ -4,6 +4,7 @@
  * TypeScript types are derived from it, so neither can drift from the other.
  */
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox';
+import { DEFAULT_LEASE_SECONDS, PROMOTION_MARGIN_SECONDS } from './authority-defaults.js';
 import {
   IDENTIFIER_PATTERN,
   REGION_NAME_MAX_LENGTH,
@@ -298,6 +299,96 @@ const Failover = T.Object(
   { ...strict, description: 'Failover policy.' },
 );
 
+/**
+ * Lease arithmetic behind the defaults (the transition engine relies on it):
+ *
+ * - The primary's agent renews the primary lease about every leaseSeconds/3 and fences
+ *   its own database when it has not renewed for leaseSeconds (counted from the moment
+ *   it *sent* the last acknowledged renewal, so etcd's expiry is never earlier than the
+ *   agent's).
+ * - A candidate may be made writable only after that lease is gone from etcd plus
+ *   PROMOTION_MARGIN_SECONDS (1 s), which absorbs clock-rate differences between etcd and
+ *   the agent, and the observer's own polling delay.
+ * - Failover must stay ≤ 5 s with the lab's probes (1 s × 3 = 3 s to call the primary
+ *   down). A primary that died at T stopped renewing at T, so its lease is gone by
+ *   T + leaseSeconds and the promotion gate opens at T + leaseSeconds + 1. With 2 s
+ *   that is T + 3 s, no later than detection, leaving ~2 s for promotion and DNS;
+ *   with 3 s it is T + 4 s (1 s left), with 4 s the lease alone would break the budget.
+ * - 2 s is also the smallest TTL etcd grants with its default election timeout (1 s):
+ *   it raises shorter TTLs to ceil(1.5 × election timeout) without saying so.
+ * - Renewing every ~0.67 s, a 2 s lease survives two lost renewals or an etcd leader
+ *   election (≤ election timeout, 1 s). Cross-region etcd clusters usually need a longer
+ *   election timeout (≥ 5-10 × RTT), which raises both the minimum TTL and this value.
+ */
+export { DEFAULT_LEASE_SECONDS, PROMOTION_MARGIN_SECONDS };
+
+const FileRef = (description: string) =>
+  T.Object(
+    {
+      file: T.String({
+        description: 'Path of the file (relative to regions.yaml).',
+        minLength: 1,
+      }),
+    },
+    { ...strict, description },
+  );
+
+const Authority = T.Object(
+  {
+    provider: T.Literal('etcd', {
+      description: 'The consensus store holding the authority (only etcd, v3 API).',
+    }),
+    endpoints: T.Array(
+      T.String({
+        description: 'Client URL of one etcd member, e.g. https://etcd-1.example:2379.',
+        minLength: 1,
+      }),
+      {
+        description:
+          'Client URLs of the etcd members (all http:// or all https://). Use 3 or 5 members, one per region or witness site, so a majority survives the loss of a region.',
+        minItems: 1,
+      },
+    ),
+    prefix: T.Optional(
+      T.String({
+        description:
+          "Key prefix of this topology in etcd (default: /regionctl/ and the spec's name, e.g. /regionctl/shop). Topologies sharing a cluster need distinct prefixes.",
+        pattern: '^(/[A-Za-z0-9._-]+)+$',
+      }),
+    ),
+    leaseSeconds: T.Optional(
+      T.Integer({
+        description: `TTL in seconds of the leader, region and primary leases (default ${DEFAULT_LEASE_SECONDS}; etcd's minimum with its default 1 s election timeout). The primary's agent fences its database when it cannot renew for this long; a candidate is promoted only ${PROMOTION_MARGIN_SECONDS} s after the lease expired, so keep leaseSeconds + ${PROMOTION_MARGIN_SECONDS} within failover detection (probe interval × threshold).`,
+        minimum: 2,
+        maximum: 60,
+      }),
+    ),
+    tls: T.Optional(
+      T.Object(
+        {
+          ca: T.Optional(FileRef("CA certificate (PEM) that signed the etcd members' certificates.")),
+          cert: T.Optional(FileRef('Client certificate (PEM) for etcd client-certificate authentication.')),
+          key: T.Optional(SecretRef),
+        },
+        {
+          ...strict,
+          description:
+            "TLS settings for https:// endpoints; `key` (the client certificate's private key) is a secret reference.",
+        },
+      ),
+    ),
+    username: T.Optional(
+      T.String({ description: 'etcd user for password authentication (needs `password`).', minLength: 1 }),
+    ),
+    password: T.Optional(SecretRef),
+  },
+  {
+    ...strict,
+    description:
+      'Where authority lives: the leader lease of the reconcilers, the topology epoch and primary (compare-and-set only), region and primary leases, the in-flight transition, the pause flag.',
+  },
+);
+
 const Dns = T.Object(
   {
     provider: T.Union([T.Literal('file'), T.Literal('rfc2136'), T.Literal('route53')], {
@@ -374,6 +465,7 @@ export const RegionsSpecSchema = T.Object(
     channels: T.Array(Channel, { description: 'Replication channels, one per secondary.' }),
     replication: Replication,
     failover: Failover,
+    authority: T.Optional(Authority),
     heartbeat: T.Optional(
       T.Object(
         {
@@ -446,6 +538,7 @@ export type ControlStoreSpec = RegionsSpec['controlStore'];
 export type SecretRefSpec = NonNullable<EndpointSpec['password']>;
 export type FencingSpec = RegionsSpec['failover']['fencing'][number];
 export type DnsSpec = NonNullable<RegionsSpec['dns']>;
+export type AuthoritySpec = NonNullable<RegionsSpec['authority']>;
 
 /** The schema as a plain JSON document (2020-12), as written to schemas/regions.schema.json. */
 export function jsonSchemaDocument(): Record<string, unknown> {

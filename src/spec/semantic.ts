@@ -7,6 +7,7 @@
  * not hide every other problem.
  */
 import { regionIdent } from '../model/names.js';
+import { DEFAULT_LEASE_SECONDS, PROMOTION_MARGIN_SECONDS } from './authority-defaults.js';
 import { type Finding, pointer } from './diagnostic.js';
 import { checkExpression } from './expression.js';
 import type { ChannelSpec, RegionSpec, RegionsSpec } from './schema.js';
@@ -553,6 +554,116 @@ const dns: Check = {
   },
 };
 
+/** Hosts that only the local machine reaches: an authority on them is a lab, not a deployment. */
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+const authority: Check = {
+  needs: ['authority', 'failover'],
+  run(ctx) {
+    const a = ctx.spec.authority;
+    if (!a) return;
+    const schemes = new Set<string>();
+    const seen = new Map<string, number>();
+    let loopbackOnly = true;
+    a.endpoints.forEach((endpoint, i) => {
+      const path = pointer('authority', 'endpoints', i);
+      let url: URL | undefined;
+      try {
+        url = new URL(endpoint);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) {
+        error(
+          ctx,
+          path,
+          'E_AUTHORITY_ENDPOINT',
+          `'${endpoint}' is not an etcd client URL: write http://host:port or https://host:port (etcd's default client port is 2379)`,
+        );
+        return;
+      }
+      if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+        error(
+          ctx,
+          path,
+          'E_AUTHORITY_ENDPOINT',
+          `'${endpoint}' has a path, query or user part: an etcd endpoint is just scheme://host:port (credentials go in authority.username/password)`,
+        );
+        return;
+      }
+      schemes.add(url.protocol);
+      if (!isLoopback(url.hostname)) loopbackOnly = false;
+      const key = `${url.hostname}:${url.port || '2379'}`;
+      const first = seen.get(key);
+      if (first !== undefined)
+        error(
+          ctx,
+          path,
+          'E_AUTHORITY_ENDPOINT',
+          `'${endpoint}' is the same member as endpoints[${first}]: list each etcd member once`,
+        );
+      else seen.set(key, i);
+    });
+    if (schemes.size > 1)
+      error(
+        ctx,
+        '/authority/endpoints',
+        'E_AUTHORITY_ENDPOINT',
+        'endpoints mix http:// and https://: a client talks to all members the same way; use https:// for all of them',
+      );
+    const members = seen.size;
+    // A lab on loopback may run any number of members; a deployment needs a majority to
+    // survive the loss of a region, which 1 or 2 members cannot give, and an even count
+    // adds a member to lose without adding a failure it tolerates.
+    if (!loopbackOnly && members > 0 && (members < 3 || members % 2 === 0))
+      warning(
+        ctx,
+        '/authority/endpoints',
+        'W_AUTHORITY_QUORUM',
+        `${members} etcd member${members === 1 ? '' : 's'} tolerate${members === 1 ? 's' : ''} ${Math.floor((members - 1) / 2)} failure${Math.floor((members - 1) / 2) === 1 ? '' : 's'}: without a majority, automatic transitions stop; use 3 or 5 members, one per region or witness site`,
+      );
+    const https = schemes.has('https:');
+    if (a.tls && !https && schemes.size > 0)
+      error(
+        ctx,
+        '/authority/tls',
+        'E_AUTHORITY_TLS',
+        'authority.tls is set, but the endpoints are http://: TLS needs https:// endpoints',
+        'key',
+      );
+    if (a.tls && (a.tls.cert === undefined) !== (a.tls.key === undefined))
+      error(
+        ctx,
+        a.tls.cert ? '/authority/tls/cert' : '/authority/tls/key',
+        'E_AUTHORITY_TLS',
+        'a client certificate needs its private key and the other way round: give both tls.cert and tls.key, or neither',
+        'key',
+      );
+    if ((a.username === undefined) !== (a.password === undefined))
+      error(
+        ctx,
+        a.username !== undefined ? '/authority/username' : '/authority/password',
+        'E_AUTHORITY_CREDENTIALS',
+        'etcd password authentication needs both authority.username and authority.password (a secret reference)',
+        'key',
+      );
+    const lease = a.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+    const { intervalSeconds, failureThreshold } = ctx.spec.failover.probe;
+    const detection = intervalSeconds * failureThreshold;
+    if (lease + PROMOTION_MARGIN_SECONDS > detection)
+      warning(
+        ctx,
+        a.leaseSeconds !== undefined ? '/authority/leaseSeconds' : '/authority',
+        'W_AUTHORITY_LEASE_SLOW',
+        `a candidate is promoted only ${lease + PROMOTION_MARGIN_SECONDS} s after the primary's last lease renewal (leaseSeconds ${lease} + ${PROMOTION_MARGIN_SECONDS} s margin), later than the ${detection} s detection takes (probe ${intervalSeconds} s × ${failureThreshold}): the lease, not detection, sets failover time; lower leaseSeconds or accept the slower failover`,
+        a.leaseSeconds !== undefined ? undefined : 'key',
+      );
+  },
+};
+
 const applicationRoles: Check = {
   needs: ['applicationRoles', 'regions'],
   run(ctx) {
@@ -581,6 +692,7 @@ const CHECKS: readonly Check[] = [
   channelFilters,
   candidates,
   dns,
+  authority,
   applicationRoles,
 ];
 
