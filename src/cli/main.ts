@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, errorMessage, isRegionctlError } from '../errors.js';
+import { registerAgent } from './commands/agent.js';
 import { registerApply } from './commands/apply.js';
 import { registerFailover } from './commands/failover.js';
 import { registerLab } from './commands/lab.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerVerify(program);
   registerRoute(program);
   registerRejoin(program);
+  registerAgent(program);
   return program;
 }
 

@@ -25,6 +25,7 @@ import { observe } from '../observe/observe.js';
 import { currentSpec } from '../reconcile/reconcile.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, conninfo, regionTarget } from '../sql/connect.js';
+import { verifyFence } from '../sql/fence-verify.js';
 import { fenceSql, guardSql } from '../sql/guard.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
 import { dropIdleSlots } from '../sql/slots.js';
@@ -77,27 +78,6 @@ async function lastPrimarySighting(store: Store, epoch: number) {
     if (!at || c.lastSeenAt > at) at = c.lastSeenAt;
   }
   return { lsn, at: at?.toISOString() ?? null };
-}
-
-/** Verifies a fence the only way that proves it: a write as each application role must fail. */
-export async function verifyFence(c: pg.ClientBase, roles: string[], tables: string[]): Promise<boolean> {
-  for (const role of roles) {
-    const login = await c.query('SELECT rolcanlogin FROM pg_roles WHERE rolname = $1', [role]);
-    if (login.rows[0]?.rolcanlogin) return false;
-    for (const t of tables) {
-      await c.query('BEGIN');
-      try {
-        await c.query(`SET LOCAL ROLE ${ident(role)}`);
-        await c.query(`INSERT INTO ${tableRef(t)} DEFAULT VALUES`);
-        return false; // the write went through: not fenced
-      } catch (e) {
-        if ((e as { code?: string }).code !== '42501') return false; // failed for another reason
-      } finally {
-        await c.query('ROLLBACK').catch(() => {});
-      }
-    }
-  }
-  return true;
 }
 
 export async function fenceRegion(

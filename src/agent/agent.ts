@@ -1,0 +1,332 @@
+/**
+ * `regionctl agent --region NAME`: runs beside one region's PostgreSQL (in the lab: in
+ * the region's namespace; in production: a systemd unit or sidecar on the database's
+ * host or in its network) and answers, through the authority, the two questions a
+ * cross-region failover cannot answer from afar:
+ *
+ *  - "Is the primary really down?" Every agent probes the primary directly from its
+ *    own region and publishes the count of consecutive failures in its region lease's
+ *    status; the primary's own agent probes its database locally. The reconciler's
+ *    detection rule (src/safety/detection.ts) votes with these, never with its own
+ *    view alone nor with replication-stream silence.
+ *  - "Can the old primary still take writes?" The primary's agent holds the primary
+ *    lease in etcd, and fences its own database — application roles NOLOGIN, write
+ *    privileges revoked, sessions terminated, verified by a write that fails — as soon
+ *    as it cannot prove the lease alive: FENCE_LEAD_MS before the lease's certain
+ *    validity ends (last acknowledged renewal's send time + TTL), which is before etcd
+ *    can expire it. The reconciler promotes only after the lease is gone plus a margin
+ *    (src/safety/promotion.ts), so the old primary has fenced itself by then: the
+ *    worst-case dual-write window is zero.
+ *
+ * It lifts its own fence only when it holds the primary lease again, which etcd grants
+ * only in a transaction checking that the topology's epoch and primary are still the
+ * ones this region was primary at — the explicit instruction carrying the current
+ * epoch. A region that was failed away from stays fenced until rejoin.
+ */
+import type pg from 'pg';
+import type { Authority, PrimaryLeaseHandle, RegionLeaseHandle, RegionStatus } from '../authority/types.js';
+import { desiredState } from '../model/desired.js';
+import type { RegionsSpec } from '../spec/schema.js';
+import { connect, regionTarget } from '../sql/connect.js';
+import { verifyFence } from '../sql/fence-verify.js';
+import { fenceSql, unfenceSql } from '../sql/guard.js';
+import { runStatements } from '../sql/statement.js';
+
+/** The fence starts this long before the lease could possibly expire in etcd. */
+export const FENCE_LEAD_MS = 500;
+/** How often the watchdog looks at the lease's validity. */
+const WATCHDOG_MS = 100;
+
+export interface AgentOptions {
+  spec: RegionsSpec;
+  specDir: string;
+  region: string;
+  authority: Authority;
+  signal: AbortSignal;
+  log: (event: Record<string, unknown>) => void;
+  fenceLeadMs?: number;
+}
+
+export interface AgentStatus extends RegionStatus {
+  region: string;
+  /** Consecutive failed probes of the primary from this region (null: this is the primary). */
+  primaryProbeFailures: number | null;
+  /** Consecutive failed probes of this region's own database. */
+  databaseFailures: number;
+  /** Topology this agent last read. */
+  epoch: number | null;
+  primary: string | null;
+  /** This agent holds the primary lease. */
+  primaryLease: boolean;
+  /** The agent fenced its own database (and has not lifted it). */
+  selfFenced: boolean;
+  fenceReason: string | null;
+  at: string;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class RegionAgent {
+  private local: pg.Client | null = null;
+  private regionLease: RegionLeaseHandle | null = null;
+  private primaryLease: PrimaryLeaseHandle | null = null;
+  private dbFailures = 0;
+  private primaryFailures: number | null = null;
+  private epoch: number | null = null;
+  private primary: string | null = null;
+  /** Fenced by this agent; `pending` while the database could not be reached to do it. */
+  private fence: { state: 'none' | 'pending' | 'done'; reason: string | null } = {
+    state: 'none',
+    reason: null,
+  };
+  private fencing: Promise<void> | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly probe: RegionsSpec['failover']['probe'];
+  private readonly leadMs: number;
+
+  constructor(private readonly o: AgentOptions) {
+    this.probe = o.spec.failover.probe;
+    this.leadMs = o.fenceLeadMs ?? FENCE_LEAD_MS;
+  }
+
+  status(): AgentStatus {
+    return {
+      region: this.o.region,
+      primaryProbeFailures: this.primary === this.o.region ? null : this.primaryFailures,
+      databaseFailures: this.dbFailures,
+      epoch: this.epoch,
+      primary: this.primary,
+      primaryLease: this.primaryLease?.isHeld() ?? false,
+      selfFenced: this.fence.state !== 'none',
+      fenceReason: this.fence.reason,
+      at: new Date().toISOString(),
+    };
+  }
+
+  async run(): Promise<void> {
+    this.watchdog = setInterval(() => this.checkLease(), WATCHDOG_MS);
+    try {
+      while (!this.o.signal.aborted) {
+        const started = Date.now();
+        await this.tick().catch((e: Error) =>
+          this.o.log({ level: 'error', msg: 'agent pass failed', error: e.message }),
+        );
+        await sleep(Math.max(0, this.probe.intervalSeconds * 1000 - (Date.now() - started)), this.o.signal);
+      }
+    } finally {
+      if (this.watchdog) clearInterval(this.watchdog);
+      // A stopping agent no longer guards its database's right to write: give the
+      // primary lease up only after fencing, or let it run out (the reconciler then
+      // sees a lapsed lease and, with the witnesses, decides).
+      await this.regionLease?.release().catch(() => {});
+      await this.local?.end().catch(() => {});
+    }
+  }
+
+  /** One probe interval: read the topology, probe, hold or give up leases, report. */
+  private async tick(): Promise<void> {
+    const a = this.o.authority;
+    const topo = await a.topology().catch((e: Error) => {
+      this.o.log({ level: 'warn', msg: 'authority unreachable', error: e.message });
+      return undefined;
+    });
+    if (topo) {
+      this.epoch = topo.epoch;
+      this.primary = topo.primary;
+    }
+    const dbUp = await this.probeLocal();
+    const iAmPrimary = topo?.primary === this.o.region;
+    if (this.fence.state === 'pending' && dbUp) await this.selfFence(this.fence.reason ?? 'pending');
+
+    if (topo && iAmPrimary) {
+      this.primaryFailures = null;
+      if (this.dbFailures >= this.probe.failureThreshold && this.primaryLease) {
+        // Its database is down: nothing writes there; say so by letting go of the lease.
+        this.o.log({
+          level: 'warn',
+          msg: 'own database down: releasing the primary lease',
+          failures: this.dbFailures,
+        });
+        const l = this.primaryLease;
+        this.primaryLease = null;
+        await l.release().catch(() => {});
+      } else if (dbUp && !this.primaryLease?.isHeld()) {
+        await this.takePrimaryLease(topo.epoch);
+      }
+    } else {
+      if (this.primaryLease) {
+        // The topology moved on (switchover or failover): this region is no primary now.
+        await this.selfFence(`the topology names ${topo?.primary ?? 'another region'} primary`);
+        const l = this.primaryLease;
+        this.primaryLease = null;
+        await l.release().catch(() => {});
+      }
+      if (topo) await this.probePrimary(topo.primary);
+    }
+    await this.report();
+  }
+
+  private async takePrimaryLease(epoch: number): Promise<void> {
+    try {
+      const lease = await this.o.authority.holdPrimaryLease(this.o.region, epoch);
+      this.primaryLease = lease;
+      lease.onLost((r) => void this.selfFence(`primary lease lost: ${r.message}`));
+      this.o.log({ level: 'info', msg: 'holding the primary lease', epoch, ttlSeconds: lease.ttlSeconds });
+      if (this.fence.state !== 'none') await this.liftFence(epoch);
+    } catch (e) {
+      this.o.log({ level: 'warn', msg: 'primary lease not taken', error: (e as Error).message });
+    }
+  }
+
+  /** The watchdog: fence before the lease can have expired in etcd. */
+  private checkLease(): void {
+    const l = this.primaryLease;
+    if (!l || this.fence.state !== 'none') return;
+    if (Date.now() >= l.validUntilMs() - this.leadMs) {
+      void this.selfFence(
+        `primary lease renewal overdue: valid until ${new Date(l.validUntilMs()).toISOString()}, fencing ${this.leadMs} ms before`,
+      );
+    }
+  }
+
+  private async selfFence(reason: string): Promise<void> {
+    if (this.fence.state === 'done') return;
+    if (this.fencing) return this.fencing;
+    this.fencing = (async () => {
+      const t = Date.now();
+      try {
+        const c = await this.client();
+        const tables = await this.appTables(c);
+        await runStatements(c, fenceSql(this.o.spec.applicationRoles, tables, this.o.spec.database));
+        const verified = await verifyFence(c, this.o.spec.applicationRoles, tables);
+        this.fence = { state: 'done', reason };
+        this.o.log({ level: 'warn', msg: 'self-fenced', reason, verified, ms: Date.now() - t });
+      } catch (e) {
+        // The database is unreachable (down): it takes no writes now; fence it when it answers.
+        this.fence = { state: 'pending', reason };
+        await this.dropClient();
+        this.o.log({
+          level: 'error',
+          msg: 'self-fence pending: database unreachable',
+          reason,
+          error: (e as Error).message,
+        });
+      } finally {
+        this.fencing = null;
+      }
+    })();
+    return this.fencing;
+  }
+
+  private async liftFence(epoch: number): Promise<void> {
+    const c = await this.client();
+    const tables = await this.appTables(c);
+    await runStatements(
+      c,
+      unfenceSql(this.o.spec.applicationRoles, tables, this.o.spec.database, 'read-write'),
+    );
+    this.o.log({ level: 'warn', msg: 'fence lifted: primary lease held again at the same epoch', epoch });
+    this.fence = { state: 'none', reason: null };
+  }
+
+  private async appTables(c: pg.Client): Promise<string[]> {
+    const want = desiredState(this.o.spec).applicationTables;
+    const r = await c.query('SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL', [want]);
+    return r.rows.map((x) => x.t as string);
+  }
+
+  private async client(): Promise<pg.Client> {
+    if (this.local) return this.local;
+    const c = await connect(regionTarget(this.o.spec, this.o.region, this.o.specDir), {
+      applicationName: 'regionctl-agent',
+      connectTimeoutMs: this.probe.timeoutMs,
+      statementTimeoutMs: 10_000,
+    });
+    c.on('error', () => {
+      if (this.local === c) this.local = null;
+    });
+    this.local = c;
+    return c;
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.local;
+    this.local = null;
+    await c?.end().catch(() => {});
+  }
+
+  private async probeLocal(): Promise<boolean> {
+    try {
+      const c = await this.client();
+      await withTimeout(c.query('SELECT 1'), this.probe.timeoutMs);
+      this.dbFailures = 0;
+      return true;
+    } catch {
+      this.dbFailures++;
+      await this.dropClient();
+      return false;
+    }
+  }
+
+  /** A new connection each time, as an application in this region would open one. */
+  private async probePrimary(primary: string): Promise<void> {
+    try {
+      const c = await connect(regionTarget(this.o.spec, primary, this.o.specDir), {
+        applicationName: 'regionctl-agent-probe',
+        connectTimeoutMs: this.probe.timeoutMs,
+        statementTimeoutMs: this.probe.timeoutMs,
+      });
+      try {
+        await withTimeout(c.query('SELECT 1'), this.probe.timeoutMs);
+      } finally {
+        await c.end().catch(() => {});
+      }
+      this.primaryFailures = 0;
+    } catch {
+      this.primaryFailures = (this.primaryFailures ?? 0) + 1;
+    }
+  }
+
+  private async report(): Promise<void> {
+    const s = this.status();
+    try {
+      if (!this.regionLease?.isHeld()) {
+        this.regionLease = await this.o.authority.holdRegionLease(this.o.region, undefined, s);
+        this.o.log({ level: 'info', msg: 'holding the region lease' });
+      } else {
+        await this.regionLease.update(s);
+      }
+    } catch (e) {
+      this.o.log({ level: 'warn', msg: 'region lease not renewed', error: (e as Error).message });
+    }
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+export async function runAgent(o: AgentOptions): Promise<void> {
+  await new RegionAgent(o).run();
+}
