@@ -9,6 +9,7 @@ import { corroborate } from '../failover/choose.js';
 import { fenceRegion, runFailover } from '../failover/failover.js';
 import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
 import { desiredState, primaryOf } from '../model/desired.js';
+import { ObserverConnections } from '../observe/connections.js';
 import type { PreviousSample } from '../observe/health.js';
 import { observe } from '../observe/observe.js';
 import type { RegionsSpec } from '../spec/schema.js';
@@ -152,7 +153,21 @@ export async function watch(o: WatchOptions): Promise<void> {
     },
   );
   let standbyNoted = false;
+  // One observer connection per region for the life of the loop: every observation made
+  // inside `run` (passes, the failover check, fencing, rejoin) reuses it instead of
+  // connecting and authenticating again each pass.
+  const connections = new ObserverConnections();
   try {
+    await connections.run(() => loop());
+  } finally {
+    prober.stop();
+    await heartbeat.stop();
+    const held = lock as LeaderLock | null;
+    await held?.release();
+    await connections.close();
+  }
+
+  async function loop(): Promise<void> {
     for (let pass = 0; !o.signal.aborted && (o.maxPasses === undefined || pass < o.maxPasses); pass++) {
       if (!lock) {
         const attempt = await tryAcquireLeaderLock(target, RECONCILE_LOCK, { wait: false }).catch(
@@ -205,11 +220,6 @@ export async function watch(o: WatchOptions): Promise<void> {
       }
       await sleep(o.intervalMs, o.signal);
     }
-  } finally {
-    prober.stop();
-    await heartbeat.stop();
-    const held = lock as LeaderLock | null;
-    await held?.release();
   }
 }
 

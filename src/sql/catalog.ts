@@ -37,7 +37,7 @@ ORDER BY p.pubname`;
  * lists every column when there is no column list, so whether the publication narrows
  * columns comes from pg_publication_rel.prattrs (NULL: no column list).
  */
-export const PUBLICATION_TABLES_SQL = `
+const PUBLICATION_TABLES_SELECT = `
 SELECT pt.pubname, pt.schemaname, pt.tablename,
        pt.schemaname || '.' || pt.tablename AS qualified_name,
        pt.rowfilter,
@@ -48,7 +48,9 @@ SELECT pt.pubname, pt.schemaname, pt.tablename,
                   WHERE p.pubname = pt.pubname
                     AND pr.prrelid = format('%I.%I', pt.schemaname, pt.tablename)::regclass), false)
          AS has_column_list
-FROM pg_publication_tables pt
+FROM pg_publication_tables pt`;
+/** The above for the publications $1 (the observer's batch reads all, without the parameter). */
+export const PUBLICATION_TABLES_SQL = `${PUBLICATION_TABLES_SELECT}
 WHERE $1::text[] IS NULL OR pt.pubname = ANY ($1::text[])
 ORDER BY pt.pubname, pt.schemaname, pt.tablename`;
 
@@ -221,3 +223,141 @@ ORDER BY pid`;
  */
 export const SUBSCRIPTION_EXISTS_SQL =
   'SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())';
+
+/**
+ * The rows of `sql` as one JSON array of objects (field name → expression over the row
+ * `q`), in `order`: an aggregate's input order is only guaranteed by its own ORDER BY, not
+ * by the subquery's. '[]' when there are no rows.
+ */
+function jsonRows(sql: string, fields: Record<string, string>, order: string): string {
+  const pairs = Object.entries(fields)
+    .map(([name, expr]) => `'${name}', ${expr}`)
+    .join(', ');
+  return `(SELECT coalesce(json_agg(json_build_object(${pairs}) ORDER BY ${order}), '[]'::json)
+   FROM (${sql}) q)`;
+}
+
+/**
+ * The observer's batched reads: the queries above, unchanged, as JSON columns of one or
+ * two statements, so observing a region costs one round trip instead of a dozen (each is
+ * 70–220 ms between regions). Values that JSON would change are sent as text, exactly as
+ * node-postgres receives them in a row, and parsed with the same parsers: bigint (JSON
+ * numbers lose precision beyond 2^53: a sequence's last_value) and timestamptz (JSON
+ * writes '2025-01-01T10:00:00.123456+00:00', which the row parser does not read).
+ */
+
+/** Server-wide: SERVER_SQL's columns, the server's clock, and SLOTS_SQL. No parameters. */
+export const OBSERVE_SERVER_SQL = `
+SELECT srv.*, clock_timestamp() AS now,
+       ${jsonRows(
+         SLOTS_SQL,
+         {
+           slot_name: 'q.slot_name',
+           database: 'q.database',
+           plugin: 'q.plugin',
+           slot_type: 'q.slot_type',
+           active: 'q.active',
+           confirmed_flush_lsn: 'q.confirmed_flush_lsn',
+           restart_lsn: 'q.restart_lsn',
+           wal_status: 'q.wal_status',
+           invalidation_reason: 'q.invalidation_reason',
+           retained_bytes: 'q.retained_bytes::text',
+         },
+         'q.slot_name',
+       )} AS slots
+FROM (${SERVER_SQL}) srv`;
+
+/**
+ * Per database, in one snapshot: publications and their tables, subscriptions with their
+ * workers, table states and counters, tables, sequences, whether the heartbeat is
+ * installed, and the guards ($1: application roles, $2: application tables, as in
+ * ROLE_GUARDS_SQL). Heartbeat rows are not here: naming a table that may not exist would
+ * fail the whole statement (HEARTBEAT_ROWS_SQL is pipelined behind it when it exists).
+ * Among a subscription's workers without a table, the leader apply worker comes first,
+ * then parallel apply workers (their order was unspecified).
+ */
+export const OBSERVE_DATABASE_SQL = `
+SELECT ${jsonRows(PUBLICATIONS_SQL, { pubname: 'q.pubname', comment: 'q.comment' }, 'q.pubname')} AS publications,
+       ${jsonRows(
+         PUBLICATION_TABLES_SELECT,
+         {
+           pubname: 'q.pubname',
+           qualified_name: 'q.qualified_name',
+           rowfilter: 'q.rowfilter',
+           attnames: 'q.attnames',
+           has_column_list: 'q.has_column_list',
+         },
+         'q.pubname, q.schemaname, q.tablename',
+       )} AS publication_tables,
+       ${jsonRows(
+         SUBSCRIPTIONS_SQL,
+         {
+           subname: 'q.subname',
+           subenabled: 'q.subenabled',
+           subpublications: 'q.subpublications',
+           subslotname: 'q.subslotname',
+           conninfo_redacted: 'q.conninfo_redacted',
+           comment: 'q.comment',
+           applied_lsn: 'q.applied_lsn',
+         },
+         'q.subname',
+       )} AS subscriptions,
+       ${jsonRows(
+         SUBSCRIPTION_WORKERS_SQL,
+         {
+           subname: 'q.subname',
+           relation: 'q.relation',
+           pid: 'q.pid',
+           latest_end_lsn: 'q.latest_end_lsn',
+           last_msg_receipt_time: 'q.last_msg_receipt_time::text',
+         },
+         "q.subname, q.relation NULLS FIRST, q.worker_type = 'parallel apply', q.pid",
+       )} AS subscription_workers,
+       ${jsonRows(
+         SUBSCRIPTION_RELS_SQL,
+         { subname: 'q.subname', qualified_name: 'q.qualified_name', state: 'q.state' },
+         'q.subname, q.qualified_name',
+       )} AS subscription_rels,
+       ${jsonRows(
+         SUBSCRIPTION_STATS_SQL,
+         {
+           subname: 'q.subname',
+           apply_error_count: 'q.apply_error_count::text',
+           sync_error_count: 'q.sync_error_count::text',
+           counters: 'q.counters',
+         },
+         'q.subname',
+       )} AS subscription_stats,
+       ${jsonRows(
+         TABLES_SQL,
+         {
+           qualified_name: 'q.qualified_name',
+           replica_identity: 'q.replica_identity',
+           has_primary_key: 'q.has_primary_key',
+           columns_signature: 'q.columns_signature',
+         },
+         'q.schema, q.name',
+       )} AS tables,
+       ${jsonRows(
+         SEQUENCES_SQL,
+         {
+           sequence: 'q.sequence',
+           last_value: 'q.last_value::text',
+           increment_by: 'q.increment_by::text',
+           owned_by: 'q.owned_by',
+         },
+         'q.sequence',
+       )} AS sequences,
+       (${HEARTBEAT_EXISTS_SQL}) AS heartbeat_installed,
+       ${jsonRows(
+         ROLE_GUARDS_SQL,
+         {
+           role: 'q.role',
+           exists: 'q."exists"',
+           writable_tables: 'q.writable_tables',
+           default_read_only: 'q.default_read_only',
+           can_login: 'q.can_login',
+           sessions: 'q.sessions',
+         },
+         'q.role',
+       )} AS guards`;
