@@ -31,6 +31,10 @@ export interface EtcdMemberPorts {
   clientPort: number;
   /** Port the members talk raft on. */
   peerPort: number;
+  /** This member's own address (the WAN lab: its region's), instead of the cluster's host. */
+  host?: string;
+  /** Network namespace the member runs in (the WAN lab: its region's). */
+  netns?: string;
 }
 
 export interface EtcdLabOptions {
@@ -109,8 +113,8 @@ function memberInfo(opts: EtcdLabOptions, state: StateFile, i: number): EtcdLabM
   return {
     index: i,
     name: memberName(i),
-    clientUrl: `http://${state.host}:${ports.clientPort}`,
-    peerUrl: `http://${state.host}:${ports.peerPort}`,
+    clientUrl: `http://${ports.host ?? state.host}:${ports.clientPort}`,
+    peerUrl: `http://${ports.host ?? state.host}:${ports.peerPort}`,
     dataDir,
     logFile: join(dir, 'etcd.log'),
     pid: runningPid(dir, dataDir),
@@ -134,7 +138,13 @@ function writeState(stateDir: string, state: StateFile): void {
 function sameMembers(a: EtcdMemberPorts[], b: EtcdMemberPorts[]): boolean {
   return (
     a.length === b.length &&
-    a.every((m, i) => m.clientPort === b[i]?.clientPort && m.peerPort === b[i]?.peerPort)
+    a.every(
+      (m, i) =>
+        m.clientPort === b[i]?.clientPort &&
+        m.peerPort === b[i]?.peerPort &&
+        m.host === b[i]?.host &&
+        m.netns === b[i]?.netns,
+    )
   );
 }
 
@@ -288,7 +298,10 @@ function requireState(stateDir: string): StateFile {
 async function startMember(bin: string, opts: EtcdLabOptions, state: StateFile, i: number): Promise<void> {
   const ports = state.members[i]!;
   for (let attempt = 1; ; attempt++) {
-    await waitPortsFree(state.host, [ports.clientPort, ports.peerPort], memberName(i), opts.onProgress);
+    // A member in a namespace of its own has its own ports: nothing on this host can take them.
+    if (!ports.netns) {
+      await waitPortsFree(state.host, [ports.clientPort, ports.peerPort], memberName(i), opts.onProgress);
+    }
     const m = memberInfo(opts, state, i);
     mkdirSync(memberDir(opts.stateDir, i), { recursive: true, mode: 0o700 });
     const logStart = logSize(m.logFile);
@@ -346,7 +359,7 @@ function spawnMember(bin: string, opts: EtcdLabOptions, state: StateFile, i: num
   const m = memberInfo(opts, state, i);
   const dir = memberDir(opts.stateDir, i);
   const initialCluster = state.members
-    .map((p, j) => `${memberName(j)}=http://${state.host}:${p.peerPort}`)
+    .map((p, j) => `${memberName(j)}=http://${p.host ?? state.host}:${p.peerPort}`)
     .join(',');
   // With an existing data dir, etcd ignores the --initial-* flags and rejoins as itself.
   const args = [
@@ -370,7 +383,15 @@ function spawnMember(bin: string, opts: EtcdLabOptions, state: StateFile, i: num
   const log = openSync(m.logFile, 'a');
   try {
     writeFileSync(log, `\n--- ${new Date().toISOString()} regionctl lab: ${bin} ${args.join(' ')}\n`);
-    const child = spawn(bin, args, { detached: true, stdio: ['ignore', log, log], cwd: dir });
+    const ns = state.members[i]!.netns;
+    // `ip netns exec` enters the namespace and execs etcd: the pid is etcd's own.
+    const child = ns
+      ? spawn('ip', ['netns', 'exec', ns, bin, ...args], {
+          detached: true,
+          stdio: ['ignore', log, log],
+          cwd: dir,
+        })
+      : spawn(bin, args, { detached: true, stdio: ['ignore', log, log], cwd: dir });
     if (child.pid === undefined) throw new Error(`could not spawn ${bin}`);
     writeFileSync(join(dir, 'etcd.pid'), `${child.pid}\n`);
     child.unref();
