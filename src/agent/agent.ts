@@ -25,7 +25,7 @@
  */
 import type pg from 'pg';
 import type { Authority, PrimaryLeaseHandle, RegionLeaseHandle, RegionStatus } from '../authority/types.js';
-import { desiredState } from '../model/desired.js';
+import { desiredState, primaryOf } from '../model/desired.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, regionTarget } from '../sql/connect.js';
 import { verifyFence } from '../sql/fence-verify.js';
@@ -137,10 +137,15 @@ export class RegionAgent {
   /** One probe interval: read the topology, probe, hold or give up leases, report. */
   private async tick(): Promise<void> {
     const a = this.o.authority;
-    const topo = await a.topology().catch((e: Error) => {
-      this.o.log({ level: 'warn', msg: 'authority unreachable', error: e.message });
-      return undefined;
-    });
+    // undefined: the authority did not answer; null: nobody recorded a topology yet, so
+    // record the spec's primary at epoch 1 (a no-op when another party got there first).
+    const topo = await a
+      .topology()
+      .then((t) => t ?? a.ensureTopology(primaryOf(this.o.spec)))
+      .catch((e: Error) => {
+        this.o.log({ level: 'warn', msg: 'authority unreachable', error: e.message });
+        return undefined;
+      });
     if (topo) {
       this.epoch = topo.epoch;
       this.primary = topo.primary;
@@ -149,7 +154,11 @@ export class RegionAgent {
     const iAmPrimary = topo?.primary === this.o.region;
     if (this.fence.state === 'pending' && dbUp) await this.selfFence(this.fence.reason ?? 'pending');
 
-    if (topo && iAmPrimary) {
+    if (!topo) {
+      // Not knowing the topology is no sign that it moved: a held primary lease stays
+      // held, and the watchdog fences when its validity runs out (which a partition
+      // from the authority makes it do). Nothing else can be decided without etcd.
+    } else if (iAmPrimary) {
       this.primaryFailures = null;
       if (this.dbFailures >= this.probe.failureThreshold && this.primaryLease) {
         // Its database is down: nothing writes there; say so by letting go of the lease.
@@ -163,16 +172,19 @@ export class RegionAgent {
         await l.release().catch(() => {});
       } else if (dbUp && !this.primaryLease?.isHeld()) {
         await this.takePrimaryLease(topo.epoch);
+      } else if (dbUp && this.fence.state !== 'none' && this.primaryLease?.epoch === topo.epoch) {
+        // The lease was taken again but lifting the fence failed then: try again.
+        await this.liftFence(topo.epoch);
       }
     } else {
       if (this.primaryLease) {
         // The topology moved on (switchover or failover): this region is no primary now.
-        await this.selfFence(`the topology names ${topo?.primary ?? 'another region'} primary`);
+        await this.selfFence(`the topology names ${topo.primary} primary at epoch ${topo.epoch}`);
         const l = this.primaryLease;
         this.primaryLease = null;
         await l.release().catch(() => {});
       }
-      if (topo) await this.probePrimary(topo.primary);
+      await this.probePrimary(topo.primary);
     }
     await this.report();
   }
@@ -183,10 +195,11 @@ export class RegionAgent {
       this.primaryLease = lease;
       lease.onLost((r) => void this.selfFence(`primary lease lost: ${r.message}`));
       this.o.log({ level: 'info', msg: 'holding the primary lease', epoch, ttlSeconds: lease.ttlSeconds });
-      if (this.fence.state !== 'none') await this.liftFence(epoch);
     } catch (e) {
       this.o.log({ level: 'warn', msg: 'primary lease not taken', error: (e as Error).message });
+      return;
     }
+    if (this.fence.state !== 'none') await this.liftFence(epoch);
   }
 
   /** The watchdog: fence before the lease can have expired in etcd. */
@@ -229,15 +242,30 @@ export class RegionAgent {
     return this.fencing;
   }
 
+  /** Never throws: a fence that could not be lifted is tried again on the next pass. */
   private async liftFence(epoch: number): Promise<void> {
-    const c = await this.client();
-    const tables = await this.appTables(c);
-    await runStatements(
-      c,
-      unfenceSql(this.o.spec.applicationRoles, tables, this.o.spec.database, 'read-write'),
-    );
+    if (this.fencing) await this.fencing;
+    try {
+      const c = await this.client();
+      const tables = await this.appTables(c);
+      await runStatements(
+        c,
+        unfenceSql(this.o.spec.applicationRoles, tables, this.o.spec.database, 'read-write'),
+      );
+    } catch (e) {
+      // A lost connection may hide a committed unfence: count the fence as not done, so
+      // it is applied (and verified) again before the next attempt to lift it.
+      this.fence = { state: 'pending', reason: `lifting the fence failed: ${(e as Error).message}` };
+      await this.dropClient();
+      this.o.log({ level: 'error', msg: 'fence not lifted', epoch, error: (e as Error).message });
+      return;
+    }
     this.o.log({ level: 'warn', msg: 'fence lifted: primary lease held again at the same epoch', epoch });
     this.fence = { state: 'none', reason: null };
+    // A loss while lifting found the fence still up and did nothing (selfFence returns
+    // early on a done fence): put it back now.
+    const l = this.primaryLease;
+    if (!l?.isHeld()) void this.selfFence('primary lease lost while the fence was being lifted');
   }
 
   private async appTables(c: pg.Client): Promise<string[]> {
@@ -267,6 +295,9 @@ export class RegionAgent {
   }
 
   private async probeLocal(): Promise<boolean> {
+    // Not in the middle of a fence: the probe shares its connection, and a probe timing
+    // out behind the fence's statements would close that connection under the fence.
+    if (this.fencing) await this.fencing;
     try {
       const c = await this.client();
       await withTimeout(c.query('SELECT 1'), this.probe.timeoutMs);
