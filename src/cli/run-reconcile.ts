@@ -87,12 +87,15 @@ export async function runReconcile(opts: {
             latest: () => latest,
           })
         : null;
+      const { openAuthorityFromSpec } = await import('../authority/index.js');
+      const authority = openAuthorityFromSpec(spec, dir);
       try {
         await watch({
           spec,
           specDir: dir,
           store,
           sink,
+          ...(authority ? { authority } : {}),
           intervalMs: opts.interval * 1000,
           signal: ac.signal,
           ...(opts.autoRejoin
@@ -128,6 +131,7 @@ export async function runReconcile(opts: {
           },
         });
       } finally {
+        await authority?.close().catch(() => {});
         await metrics?.close();
       }
       return 0;

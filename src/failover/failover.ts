@@ -52,6 +52,11 @@ export interface TransitionOptions {
   corroboration?: Corroboration;
   /** Tests: stop (as if killed) right after the named step. */
   crashAfter?: string;
+  /**
+   * The promotion gate of the authority (src/safety/gate.ts): runs right before the
+   * candidate accepts writes and throws unless the old primary can no longer take them.
+   */
+  gate?: (to: string, fenceConfirmed: boolean) => Promise<{ basis: string; epoch: number; waitedMs: number }>;
 }
 
 export interface FailoverOutcome {
@@ -414,8 +419,15 @@ async function execute(
       }
       return { followed: done, rejoinSlot };
     });
-    // 7. The new primary accepts application writes.
+    // 7. The new primary accepts application writes — with an authority, only once the
+    //    promotion gate says the old primary cannot (confirmed fence, or its lease gone
+    //    plus the margin: its agent has fenced it), and the topology epoch has moved.
+    let gated: { basis: string; epoch: number; waitedMs: number } | null = null;
     await s.step(7, 'lift-guard', async () => {
+      if (o.gate) {
+        gated = await o.gate(to, Boolean((fence as { confirmed?: boolean }).confirmed));
+        await o.store.updateFailoverEvent(eventId, { evidence: { promotion: gated } });
+      }
       const tables = appTables(reachableRegion(observed, to), nextDesired);
       await runStatements(
         cand,
@@ -428,7 +440,8 @@ async function execute(
     await s.step(8, 'topology', () => commitPromotion(o.store, to, epoch, eventId, desired.channels));
     // 9. DNS moves only after a confirmed fence, or when the operator forced it.
     const dns = await s.step(9, 'dns', async () => {
-      const confirmed = Boolean((fence as { confirmed?: boolean }).confirmed);
+      // The gate's lease basis is as good as a confirmed fence: the old primary's agent fenced it.
+      const confirmed = Boolean((fence as { confirmed?: boolean }).confirmed) || gated !== null;
       if (!confirmed && !o.force) {
         return {
           moved: false,

@@ -3,8 +3,10 @@
  * writes (control store, alerts, the primary's heartbeat); the others observe and say
  * they are standing by, and take over when the leader's lock connection dies.
  */
+import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { AlertSink } from '../alerts/sink.js';
+import type { Authority, LeaderHandle } from '../authority/types.js';
 import { corroborate } from '../failover/choose.js';
 import { fenceRegion, runFailover } from '../failover/failover.js';
 import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
@@ -12,6 +14,8 @@ import { desiredState, primaryOf } from '../model/desired.js';
 import { ObserverConnections } from '../observe/connections.js';
 import type { PreviousSample } from '../observe/health.js';
 import { observe } from '../observe/observe.js';
+import { type Detection, detectPrimaryDown } from '../safety/detection.js';
+import { promotionGate } from '../safety/gate.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, controlTarget, regionTarget } from '../sql/connect.js';
 import { heartbeatWriteSql } from '../sql/heartbeat.js';
@@ -104,6 +108,22 @@ export interface WatchOptions {
   autoRejoin?: { reportDir: string };
   /** Propose the new topology as a git branch after an automatic failover. */
   writeBack?: WriteBackConfig & { specFile: string };
+  /**
+   * The spec's authority (etcd). With it, leadership is an etcd lease, the primary is
+   * declared down only by the region agents (src/safety/detection.ts), and a candidate
+   * is made writable only through the promotion gate (src/safety/gate.ts).
+   */
+  authority?: Authority;
+}
+
+/** What the watch loop knows about the authority between probes. */
+interface AuthorityState {
+  authority: Authority;
+  leader: LeaderHandle | null;
+  /** When this reconciler first saw the current primary's lease gone (null: held). */
+  leaseGoneSince: number | null;
+  /** The last verdict, so that a partition is logged once per episode. */
+  lastVerdict: string | null;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -144,12 +164,17 @@ export async function watch(o: WatchOptions): Promise<void> {
   const mutex = new Mutex();
   const log = (level: string, msg: string, extra: Record<string, unknown> = {}) =>
     o.log(JSON.stringify({ level, msg, ...extra }));
+  const auth: AuthorityState | null = o.authority
+    ? { authority: o.authority, leader: null, leaseGoneSince: null, lastVerdict: null }
+    : null;
   const prober = new PrimaryProber(
     o,
     () => primary,
     async (failures) => {
       if (!lock) return;
-      await mutex.run(() => maybeFailover(o, failures, log));
+      if (auth) await mutex.run(() => decideByAgents(o, auth, failures, log));
+      else if (failures >= o.spec.failover.probe.failureThreshold)
+        await mutex.run(() => maybeFailover(o, failures, log));
     },
   );
   let standbyNoted = false;
@@ -169,7 +194,24 @@ export async function watch(o: WatchOptions): Promise<void> {
 
   async function loop(): Promise<void> {
     for (let pass = 0; !o.signal.aborted && (o.maxPasses === undefined || pass < o.maxPasses); pass++) {
-      if (!lock) {
+      if (!lock && auth) {
+        lock = await campaign(auth, log);
+        if (lock) {
+          standbyNoted = false;
+          log('info', 'leader (authority): this reconciler acts');
+          lock.onLost(() => {
+            log('warn', 'leader lease lost; standing by');
+            lock = null;
+            auth.leader = null;
+            prober.stop();
+            void heartbeat.stop();
+          });
+          await mutex.run(() => resumeUnfinished(o, log, auth));
+        } else if (!standbyNoted) {
+          log('info', 'standing by: another reconciler holds the leader lease in the authority');
+          standbyNoted = true;
+        }
+      } else if (!lock) {
         const attempt = await tryAcquireLeaderLock(target, RECONCILE_LOCK, { wait: false }).catch(
           (e: Error) => {
             log('error', 'control store unreachable', { error: e.message });
@@ -224,8 +266,9 @@ export async function watch(o: WatchOptions): Promise<void> {
 }
 
 /**
- * Probes the primary every probe interval; after `failureThreshold` consecutive failures
- * it asks for a failover decision (which still needs the secondaries to corroborate).
+ * Probes the primary every probe interval and reports its consecutive failures to the
+ * decision: without an authority, `failureThreshold` of them ask for a failover (which
+ * the secondaries must corroborate); with one, the region agents decide.
  */
 class PrimaryProber {
   private timer: NodeJS.Timeout | null = null;
@@ -266,9 +309,11 @@ class PrimaryProber {
       }
     } catch {
       this.failures++;
-      if (this.failures >= this.o.spec.failover.probe.failureThreshold) {
-        await this.onDown(this.failures).catch(() => {});
-      }
+    }
+    try {
+      // Every probe reports: with an authority the agents' verdict is checked each
+      // interval, whatever this reconciler's own probe says (it may be the one cut off).
+      await this.onDown(this.failures).catch(() => {});
     } finally {
       this.busy = false;
     }
@@ -278,6 +323,7 @@ class PrimaryProber {
 async function resumeUnfinished(
   o: WatchOptions,
   log: (l: string, m: string, e?: Record<string, unknown>) => void,
+  auth?: AuthorityState | null,
 ) {
   const u = await o.store.unfinishedFailoverEvent();
   if (u?.event.kind !== 'failover') return;
@@ -289,7 +335,194 @@ async function resumeUnfinished(
     log: (l) => o.log(l),
     force: u.event.forced,
     trigger: u.event.triggerReason,
+    ...(auth ? { gate: gateFor(auth, u.event.fromRegion, log) } : {}),
   });
+}
+
+/** A reconciler's candidacy in the authority, as the loop's leader lock. */
+async function campaign(
+  auth: AuthorityState,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+): Promise<LeaderLock | null> {
+  try {
+    auth.leader ??= await auth.authority.campaign(`reconciler ${hostname()} pid ${process.pid}`);
+    const h = auth.leader;
+    if (h.state() === 'lost' || h.state() === 'resigned') {
+      auth.leader = null;
+      return null;
+    }
+    if (!(await h.waitForLeadership(200))) return null;
+    let lostCb: (() => void) | null = null;
+    let resolveLost: () => void = () => {};
+    const lost = new Promise<void>((r) => {
+      resolveLost = r;
+    });
+    h.onLost(() => {
+      resolveLost();
+      lostCb?.();
+    });
+    return {
+      name: 'authority',
+      release: () => h.resign(),
+      lost,
+      onLost: (cb) => {
+        lostCb = cb;
+        if (h.state() === 'lost') cb();
+      },
+      holderInfo: { pid: process.pid, applicationName: h.identity } as unknown as LeaderLock['holderInfo'],
+    };
+  } catch (e) {
+    log('error', 'authority unreachable: no automatic transitions', { error: (e as Error).message });
+    auth.leader = null;
+    return null;
+  }
+}
+
+function gateFor(
+  auth: AuthorityState,
+  from: string,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+) {
+  return async (to: string, fenceConfirmed: boolean) => {
+    if (!auth.leader?.isLeader()) {
+      throw new (await import('../errors.js')).RegionctlError(
+        'E_STALE_LEADER',
+        'this reconciler no longer leads: the failover stops here',
+        'the leading reconciler resumes it',
+      );
+    }
+    const r = await promotionGate({
+      authority: auth.authority,
+      leader: auth.leader,
+      from,
+      to,
+      fenceConfirmed,
+      leaseGoneSinceMs: auth.leaseGoneSince,
+      log: (m) => log('warn', m),
+    });
+    return { basis: r.decision.basis, epoch: r.topology.epoch, waitedMs: r.waitedMs };
+  };
+}
+
+/**
+ * The agents' verdict on the primary (src/safety/detection.ts), every probe interval,
+ * and a failover when it says down. `ownFailures` (this reconciler's probes) only
+ * decides whether a "partition, no failover" alert is worth raising.
+ */
+async function decideByAgents(
+  o: WatchOptions,
+  auth: AuthorityState,
+  ownFailures: number,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+): Promise<void> {
+  const a = auth.authority;
+  const { spec } = await currentSpec(o.spec, o.store, { init: false });
+  const primary = primaryOf(spec);
+  let detection: Detection;
+  try {
+    const topo = (await a.topology()) ?? (await a.ensureTopology(primary));
+    if (topo.primary !== primary) {
+      // The authority moved on (a failover whose store record lags): nothing to decide here.
+      return;
+    }
+    const [leases, pl] = await Promise.all([a.regionLeases(), a.primaryLease()]);
+    const held = pl !== null && pl.region === primary && pl.epoch === topo.epoch;
+    if (held) auth.leaseGoneSince = null;
+    else auth.leaseGoneSince ??= Date.now();
+    const lease = (r: string) => leases.find((l) => l.region === r);
+    const num = (v: unknown) => (typeof v === 'number' ? v : null);
+    detection = detectPrimaryDown({
+      primary,
+      witnesses: spec.regions
+        .filter((r) => r.name !== primary)
+        .map((r) => {
+          const l = lease(r.name);
+          const st = l?.status ?? null;
+          return {
+            region: r.name,
+            alive: l?.alive ?? false,
+            // A probe count about another primary (before a topology change) is no vote.
+            primaryProbeFailures: st && st.primary === primary ? num(st.primaryProbeFailures) : null,
+          };
+        }),
+      primaryAgent: lease(primary)
+        ? { alive: lease(primary)!.alive, databaseFailures: num(lease(primary)!.status?.databaseFailures) }
+        : null,
+      primaryLeaseHeld: held,
+      failureThreshold: o.spec.failover.probe.failureThreshold,
+    });
+  } catch (e) {
+    if (auth.lastVerdict !== 'unavailable') {
+      log('error', 'authority unavailable: automatic failover suspended', { error: (e as Error).message });
+      await o.store
+        .raiseAlert('authority-unavailable', {
+          severity: 'critical',
+          message: `the authority (etcd) does not answer: automatic transitions are stopped (${(e as Error).message})`,
+        })
+        .catch(() => {});
+    }
+    auth.lastVerdict = 'unavailable';
+    return;
+  }
+  if (auth.lastVerdict === 'unavailable') await o.store.resolveAlert('authority-unavailable').catch(() => {});
+  if (!detection.down) {
+    if (ownFailures >= o.spec.failover.probe.failureThreshold && auth.lastVerdict !== 'partition') {
+      log(
+        'warn',
+        'primary unreachable from the reconciler, but the region agents say it is up: no failover',
+        {
+          primary,
+          detection,
+        },
+      );
+      await o.store
+        .raiseAlert(`partition:${primary}`, {
+          severity: 'warning',
+          message: `reconciler cannot reach ${primary}; ${detection.summary}`,
+        })
+        .catch(() => {});
+      auth.lastVerdict = 'partition';
+    } else if (ownFailures === 0) auth.lastVerdict = null;
+    return;
+  }
+  const trigger = `primary ${primary} down: ${detection.summary}`;
+  if (spec.failover.mode !== 'automatic') {
+    const r = await o.store.raiseAlert(`primary-down:${primary}`, {
+      severity: 'critical',
+      message: `${trigger}; failover mode is manual: run \`regionctl failover\``,
+    });
+    if (r.raised) log('error', 'primary down, manual failover required', { trigger });
+    return;
+  }
+  try {
+    const out = await runFailover({
+      spec: o.spec,
+      specDir: o.specDir,
+      store: o.store,
+      log: (l) => o.log(l),
+      force: false,
+      trigger,
+      gate: gateFor(auth, primary, log),
+      ...(o.crashAfterStep ? { crashAfter: o.crashAfterStep } : {}),
+    });
+    log('warn', 'automatic failover completed', { ...out });
+    if (o.writeBack) {
+      await writeBackAfter(
+        o.writeBack,
+        o.store,
+        {
+          specFile: o.writeBack.specFile,
+          eventId: out.eventId,
+          kind: 'failover',
+          newPrimary: out.to,
+          reason: trigger,
+        },
+        o.log,
+      );
+    }
+  } catch (e) {
+    log('error', 'automatic failover did not run', { error: (e as Error).message });
+  }
 }
 
 async function maybeFailover(

@@ -26,6 +26,8 @@ import {
   netHeal,
   netIsolate,
   netPartition,
+  stopAgent,
+  wanServicesUp,
   wanUp,
 } from '../../src/lab/wan/wan.js';
 import { readZoneFile, zoneFilePath } from '../../src/lab/zone.js';
@@ -115,6 +117,7 @@ export class ChaosLab {
     this.wanSpec = wan.specFile;
     this.spec = (await loadSpecOrThrow(this.wanSpec)).spec;
     await labUp(this.spec, { specDir: this.dir, stateDir: this.stateDir, templateDir: TEMPLATE_DIR });
+    await wanServicesUp(this.stateDir, (m) => this.log(m));
     // DDL is not replicated: the workload's table exists everywhere before apply.
     for (const r of this.spec.regions) {
       await this.sql(r.name, [
@@ -300,6 +303,9 @@ export class ChaosLab {
   }
   heal() {
     return netHeal(this.stateDir, { all: true });
+  }
+  stopAgent(region: string) {
+    return stopAgent(this.stateDir, region, 'SIGKILL');
   }
 
   async close(keep = process.env.REGIONCTL_CHAOS_KEEP === '1'): Promise<void> {

@@ -245,8 +245,20 @@ export async function runScenario(s: Scenario, log: (m: string) => void = () => 
       faultAt,
     });
     violations.push(...result.violations);
+    // A failover after which nobody can write is no recovery: the new primary must
+    // acknowledge the writers that follow DNS before the run ends.
+    if (finalPrimary !== primary && !result.figures.acksByRegion[finalPrimary]) {
+      violations.push(`availability: the new primary ${finalPrimary} acknowledged no write before the end`);
+    }
     if (s.extra) violations.push(...(await s.extra(ctx)));
-    const v = await lab.cli(['verify']);
+    // Convergence may take a while after a heal: with PostgreSQL's default
+    // wal_receiver_timeout (60 s) a subscriber notices a stream that died in the partition
+    // only then, and reconnects. Verify until it passes, within a bound.
+    let v = await lab.cli(['verify']);
+    for (const end = Date.now() + 150_000; v.code !== 0 && Date.now() < end; ) {
+      await sleep(10_000);
+      v = await lab.cli(['verify']);
+    }
     const verify = v.code === 0 ? 'pass' : 'fail';
     if (verify === 'fail')
       violations.push(

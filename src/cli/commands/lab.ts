@@ -69,7 +69,10 @@ whose delay relay holds every packet for half the pair's round trip (us-east-1 <
 eu-west-1 70 ms, <-> ap-southeast-1 220 ms, eu-west-1 <-> ap-southeast-1 160 ms, in
 region 1 ms; --rtt-file overrides). Addresses are from 198.18.0.0/15 only. It writes
 regions.wan.yaml beside regions.yaml (endpoints = relays): pass it as --spec to every
-other command. Faults: \`regionctl lab net --help\`. Needs root, iproute2, iptables.
+other command. It also runs the authority (one etcd member per region namespace) and
+one region agent per region beside its server (\`regionctl agent --help\`), and writes
+the authority section into regions.wan.yaml. Faults: \`regionctl lab net --help\`.
+Needs root, iproute2, iptables, etcd-server.
 Replication timeouts stay at PostgreSQL's defaults, as in production.`,
     )
     .action(
@@ -105,6 +108,10 @@ Replication timeouts stay at PostgreSQL's defaults, as in production.`,
           );
         }
         const r = await labUp(spec, { specDir, stateDir, demoSchema: opts.demoSchema, onProgress: progress });
+        if (wan) {
+          const { wanServicesUp } = await import('../../lab/wan/wan.js');
+          await wanServicesUp(r.stateDir, (m) => progress({ message: m }));
+        }
         if (opts.format === 'json') {
           process.stdout.write(`${JSON.stringify(wan ? { ...r, wan } : r, null, 2)}\n`);
           return;

@@ -64,6 +64,7 @@ export function wanSupportProblems(): string[] {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) problems.push('root (network namespaces and iptables need it): run as root');
   if (!which('ip')) problems.push('`ip` (apt-get install iproute2)');
+  if (!which('etcd')) problems.push('`etcd` for the authority (apt-get install etcd-server)');
   if (!which('iptables') || !which('iptables-restore'))
     problems.push('`iptables` (apt-get install iptables)');
   return problems;
