@@ -52,6 +52,15 @@ export function conninfo(t: Target): string {
     ['user', ep.user],
     ['dbname', t.database],
     ['application_name', 'regionctl'],
+    // Across regions a publisher can vanish without a FIN (a partition). Without these,
+    // the subscriber's connects hang for the kernel's SYN retries (minutes) — and so do
+    // DROP SUBSCRIPTION and ALTER SUBSCRIPTION, which connect to drop table-sync slots —
+    // and a dead stream is noticed only after wal_receiver_timeout (60 s by default).
+    ['connect_timeout', '10'],
+    ['keepalives', '1'],
+    ['keepalives_idle', '10'],
+    ['keepalives_interval', '5'],
+    ['keepalives_count', '3'],
   ];
   if (ep.password) parts.push(['password', resolveSecret(ep.password, t.specDir, `${t.label} password`)]);
   if (ep.sslmode) parts.push(['sslmode', ep.sslmode]);

@@ -127,7 +127,35 @@ export class ChaosLab {
     }
     const applied = await this.cli(['apply', '--auto-approve']);
     if (applied.code !== 0) throw new Error(`apply failed: ${applied.stderr}${applied.stdout}`);
+    await this.waitConverged();
     this.log(`${this.name}: WAN lab converged in ${Date.now() - t0} ms`);
+  }
+
+  /**
+   * Every secondary's subscription exists and every table finished its initial copy: a
+   * scenario starts from a converged topology (a copy in flight over a 220 ms link takes
+   * seconds, and a fault in the middle of it is a different scenario).
+   */
+  async waitConverged(timeoutMs = 180_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    const secondaries = this.spec.regions.filter((r) => r.role !== 'primary').map((r) => r.name);
+    for (;;) {
+      const pending: string[] = [];
+      for (const r of secondaries) {
+        const [rows] = await this.sql(r, [
+          `SELECT (SELECT count(*) FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))::int AS subs,
+                  (SELECT count(*) FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid
+                    WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                      AND sr.srsubstate <> 'r')::int AS copying`,
+        ]);
+        const row = (rows as { subs: number; copying: number }[])[0]!;
+        if (row.subs === 0 || row.copying > 0)
+          pending.push(`${r} (${row.subs} subscription(s), ${row.copying} table(s) copying)`);
+      }
+      if (pending.length === 0) return;
+      if (Date.now() > end) throw new Error(`not converged after ${timeoutMs} ms: ${pending.join(', ')}`);
+      await new Promise((ok) => setTimeout(ok, 500));
+    }
   }
 
   async sql(region: string, statements: string[]): Promise<unknown[][]> {
