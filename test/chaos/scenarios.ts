@@ -5,6 +5,7 @@
  * lost-write report exists), and hands everything to the checker. The verdict comes
  * from the writers' logs and the regions' rows, never from regionctl's reports alone.
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CheckResult, check, loadLogs } from './checker.js';
 import { ChaosLab, type LabOptions } from './harness.js';
@@ -74,7 +75,7 @@ export const SCENARIOS: Scenario[] = [
     expectFailover: true,
     async fault({ lab, primary }) {
       await lab.kill(primary);
-      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 60_000);
       await sleep(3000);
       await lab.start(primary);
     },
@@ -86,7 +87,7 @@ export const SCENARIOS: Scenario[] = [
     expectFailover: true,
     async fault({ lab, primary }) {
       await lab.isolate(primary);
-      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 60_000);
       await sleep(5000);
       await lab.heal();
     },
@@ -98,7 +99,7 @@ export const SCENARIOS: Scenario[] = [
     expectFailover: true,
     async fault({ lab, primary }) {
       await lab.isolate(primary, true);
-      await waitUntil(() => lab.dnsPrimary() !== primary, 30_000);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 60_000);
       // The old primary's clients keep writing to it for a while: that is the test.
       await sleep(8000);
       await lab.heal();
@@ -189,6 +190,28 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
+/** Has `region` acknowledged a write since `since` (ms), by the writers' logs? */
+function ackedSince(logs: string[], servers: Record<string, string>, region: string, since: number): boolean {
+  for (const f of logs) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    // Newest lines last: scan backwards until older than `since`.
+    const lines = text.trimEnd().split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const l = lines[i]!;
+      if (!l.includes('"t":"ack"')) continue;
+      const a = JSON.parse(l) as { at: number; server?: { addr?: string | null; port?: number | null } };
+      if (a.at < since) break;
+      if (servers[`${a.server?.addr}:${a.server?.port}`] === region) return true;
+    }
+  }
+  return false;
+}
+
 export function scenario(id: string): Scenario {
   const s = SCENARIOS.find((x) => x.id === id);
   if (!s) throw new Error(`no scenario ${id}`);
@@ -222,7 +245,11 @@ export async function runScenario(s: Scenario, log: (m: string) => void = () => 
     await s.fault(ctx);
     log(`scenario ${s.id}: healed after ${Date.now() - faultAt} ms`);
     startLoad();
-    await sleep(8000);
+    // Settle: until the DNS primary acknowledges writes again (bounded: a region that never
+    // does is the availability violation the checker reports), then a little longer.
+    const healedAt = Date.now();
+    await waitUntil(() => ackedSince(logs, lab.servers(), lab.dnsPrimary(), healedAt), 60_000);
+    await sleep(3000);
     await Promise.all(workloads.map((w) => lab.stop(w.child)));
     await lab.stop(reconciler);
     await lab.heal();
