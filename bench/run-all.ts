@@ -16,6 +16,7 @@ const benches = [
   'routing',
   'verify',
   'relay',
+  'wan',
 ].filter((b) => only.length === 0 || only.includes(b));
 let failed = 0;
 for (const b of benches) {

@@ -196,8 +196,22 @@ async function follow(
     if (present.length > 0) await c.query(`TRUNCATE ${present.map(tableRef).join(', ')}`);
   }
   const pub = await client(ch.from);
-  await dropIdleSlots(pub, [ch.subscription.slotName]);
   const info = conninfo(regionTarget(next, ch.from, specDir));
+  if (!copy) {
+    // An exact follower's slot was made on the new primary before it accepted a write
+    // (step 6): subscribe from it, with nothing to copy and nothing missed.
+    const made = await pub.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
+      ch.subscription.slotName,
+    ]);
+    if (made.rowCount) {
+      await runStatements(
+        c,
+        createSubscriptionSql(ch.subscription, info, { copyData: false, createSlot: false, enabled: true }),
+      );
+      return { copy, slot: 'made before the first write' };
+    }
+  }
+  await dropIdleSlots(pub, [ch.subscription.slotName]);
   await runStatements(
     c,
     createSubscriptionSql(ch.subscription, info, { copyData: copy, createSlot: true, enabled: true }),
@@ -369,13 +383,13 @@ async function execute(
     const others = desired.channels.filter((c) => c.to !== to);
     const positions = await s.step(4, 'detach-others', async () => {
       const out: Record<string, string | null> = {};
-      for (const ch of others) {
-        if (!reachableRegion(observed, ch.to)) {
-          out[ch.to] = 'unreachable';
-          continue;
-        }
-        out[ch.to] = (await detachKeepingSlot(await clients.client(ch.to), ch.subscription.name)).cutLsn;
-      }
+      await Promise.all(
+        others.map(async (ch) => {
+          out[ch.to] = reachableRegion(observed, ch.to)
+            ? (await detachKeepingSlot(await clients.client(ch.to), ch.subscription.name)).cutLsn
+            : 'unreachable';
+        }),
+      );
       return out;
     });
     // 5. Publications the new primary needs, including the one the old primary will
@@ -403,21 +417,25 @@ async function execute(
     };
     // 6. Secondaries exactly as advanced as the candidate follow it from a slot made now,
     //    before the new primary accepts a write: nothing to copy, nothing missed.
+    //    Only the slots are on the critical path (one round trip to the candidate); the
+    //    subscriptions that use them are created after DNS moved (step 10).
     await s.step(6, 'follow-exact', async () => {
-      const done: string[] = [];
       // The rejoin slot: the new primary's changes from this instant on stay decodable.
       const rejoinSlot = rejoinSlotName(o.spec.database, to, from);
+      const exact = nextDesired.channels.filter((ch) => same(ch.to));
+      const followers = exact.map((ch) => ch.subscription.slotName);
+      const slots = [rejoinSlot, ...followers];
+      // Followers' slots are made fresh (an idle one of that name is stale evidence or a
+      // resumed attempt's, from before any write here); one still in use is an error,
+      // since following from an older position would replay what the follower has.
+      await dropIdleSlots(cand, followers);
       await cand.query(
-        `SELECT pg_create_logical_replication_slot($1, 'pgoutput')
-          WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
-        [rejoinSlot],
+        `SELECT pg_create_logical_replication_slot(s, 'pgoutput')
+           FROM unnest($1::text[]) s
+          WHERE s <> $2 OR NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = s)`,
+        [slots, rejoinSlot],
       );
-      for (const ch of nextDesired.channels) {
-        if (!same(ch.to)) continue;
-        await follow(next, o.specDir, ch, clients.client, false);
-        done.push(ch.to);
-      }
-      return { followed: done, rejoinSlot };
+      return { followed: exact.map((ch) => ch.to), slots, rejoinSlot };
     });
     // 7. The new primary accepts application writes — with an authority, only once the
     //    promotion gate says the old primary cannot (confirmed fence, or its lease gone
@@ -453,13 +471,20 @@ async function execute(
     const dnsAt = performance.now();
     // 10. Secondaries at another position are re-copied, consistently with their new slot.
     await s.step(10, 'follow-resync', async () => {
+      const followed: string[] = [];
       const done: string[] = [];
-      for (const ch of nextDesired.channels) {
-        if (same(ch.to) || !reachableRegion(observed, ch.to)) continue;
-        await follow(next, o.specDir, ch, clients.client, true);
-        done.push(ch.to);
-      }
-      return { resynced: done };
+      await Promise.all(
+        nextDesired.channels.map(async (ch) => {
+          if (same(ch.to)) {
+            await follow(next, o.specDir, ch, clients.client, false);
+            followed.push(ch.to);
+          } else if (reachableRegion(observed, ch.to)) {
+            await follow(next, o.specDir, ch, clients.client, true);
+            done.push(ch.to);
+          }
+        }),
+      );
+      return { followed, resynced: done };
     });
     await o.store.updateFailoverEvent(eventId, {
       status: 'completed',

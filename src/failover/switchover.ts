@@ -178,22 +178,20 @@ export async function runSwitchover(
     await s.step(5, 'sequences', async () => ({
       advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
     }));
-    await s.step(6, 'repoint', async () => {
-      for (const ch of nextDesired.channels) {
-        const c = await clients.client(ch.to);
-        const old = desired.channels.find((x) => x.to === ch.to);
-        if (old) await runStatements(c, dropSubscriptionSql(old.subscription.name, { keepSlot: false }));
-        const exists = await c.query(SUBSCRIPTION_EXISTS_SQL, [ch.subscription.name]);
-        if (exists.rowCount) continue;
-        // A slot of that name left on the target by an earlier failover (evidence) is stale now.
-        await dropIdleSlots(cand, [ch.subscription.slotName]);
-        const info = conninfo(regionTarget(next, to, o.specDir));
-        await runStatements(
-          c,
-          createSubscriptionSql(ch.subscription, info, { copyData: false, createSlot: true, enabled: true }),
-        );
-      }
-      return { following: nextDesired.channels.map((c) => c.to) };
+    // 6. Every follower's slot on the target, made before it accepts a write (one round
+    //    trip from here): the subscriptions that use them are made after DNS moved (step
+    //    11), off the write-unavailable window, with nothing to copy and nothing missed.
+    await s.step(6, 'slots', async () => {
+      const slots = nextDesired.channels.map((ch) => ch.subscription.slotName);
+      // A slot of that name left on the target by an earlier failover (evidence) is stale now.
+      await dropIdleSlots(cand, slots);
+      // Made fresh, now (a resumed step drops its own earlier ones above): a slot of that
+      // name still there is in use, and following from its older position would replay
+      // what the follower already has — so that is an error, never a reuse.
+      await cand.query(`SELECT pg_create_logical_replication_slot(s, 'pgoutput') FROM unnest($1::text[]) s`, [
+        slots,
+      ]);
+      return { slots };
     });
     await s.step(7, 'lift-guard', async () => {
       const tables = appTables(reachableRegion(observed, to), nextDesired);
@@ -213,6 +211,27 @@ export async function runSwitchover(
       await runStatements(primary, unfenceSql(next.applicationRoles, tables, next.database, 'read-only'));
       await o.store.setRegionState(from, null, eventId);
       return {};
+    });
+    await s.step(11, 'repoint', async () => {
+      const info = conninfo(regionTarget(next, to, o.specDir));
+      await Promise.all(
+        nextDesired.channels.map(async (ch) => {
+          const c = await clients.client(ch.to);
+          const old = desired.channels.find((x) => x.to === ch.to);
+          if (old) await runStatements(c, dropSubscriptionSql(old.subscription.name, { keepSlot: false }));
+          const exists = await c.query(SUBSCRIPTION_EXISTS_SQL, [ch.subscription.name]);
+          if (exists.rowCount) return;
+          await runStatements(
+            c,
+            createSubscriptionSql(ch.subscription, info, {
+              copyData: false,
+              createSlot: false,
+              enabled: true,
+            }),
+          );
+        }),
+      );
+      return { following: nextDesired.channels.map((c) => c.to) };
     });
     const outcome = {
       eventId,

@@ -167,6 +167,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       if (!demotion) return { slotFound: false, reason: 'no failover demoted this region' };
       const cutLsn = (demotion.evidence as { cutLsn?: string }).cutLsn ?? '0/0';
       const evidenceSlot = slotName(spec.database, o.region, demotion.toRegion);
+      await releaseGhostSender(old, cur, evidenceSlot, o.log);
       const all = await lostWriteReport({
         oldPrimary: old,
         slotName: evidenceSlot,
@@ -313,4 +314,29 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
   } finally {
     await clients.close();
   }
+}
+
+/**
+ * The failover detached the subscriber that used the evidence slot (its subscription
+ * was dropped keeping the slot). A walsender still shown active on that slot is the ghost
+ * of a connection that died in a partition: the old primary notices only after
+ * wal_sender_timeout (60 s by default). If the subscriber's side confirms no
+ * subscription uses that slot any more, the ghost is ended so the lost writes can be
+ * read now; otherwise the slot is genuinely in use and the report refuses, as before.
+ */
+async function releaseGhostSender(
+  old: pg.ClientBase,
+  subscriberSide: pg.ClientBase,
+  slot: string,
+  log: (l: string) => void,
+): Promise<void> {
+  const a = await old.query('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND active', [
+    slot,
+  ]);
+  const pid = a.rows[0]?.active_pid as number | undefined;
+  if (!pid) return;
+  const used = await subscriberSide.query('SELECT 1 FROM pg_subscription WHERE subslotname = $1', [slot]);
+  if (used.rowCount) return;
+  await old.query('SELECT pg_terminate_backend($1, 5000)', [pid]);
+  log(`ended walsender ${pid}: the ghost of the detached subscriber on evidence slot ${slot}`);
 }

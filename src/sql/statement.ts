@@ -33,7 +33,7 @@ export function displaySql(s: Statement): string {
 
 /**
  * Runs statements in order: each run of consecutive transactional statements in one
- * transaction, every other statement alone in autocommit mode. A failure rolls back the
+ * transaction sent as one message, every other statement alone in autocommit mode. A failure rolls back the
  * current transaction and rethrows; statements of earlier batches stay committed, so
  * builders order their output so that any committed prefix is a safe state.
  */
@@ -43,10 +43,12 @@ export async function runStatements(c: pg.ClientBase, stmts: Statement[]): Promi
     if (batch.length === 0) return;
     const sql = batch;
     batch = [];
-    await c.query('BEGIN');
     try {
-      for (const s of sql) await c.query(s);
-      await c.query('COMMIT');
+      // One simple-query message for the whole transaction: one round trip instead of
+      // one per statement (across regions that is 70-220 ms each). Builders produce no
+      // parameters, so nothing is lost; '\n;\n' keeps a trailing `-- comment` from
+      // swallowing the separator. An error skips the rest and leaves the block aborted.
+      await c.query(`BEGIN;\n${sql.join('\n;\n')}\n;\nCOMMIT`);
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {});
       throw e;

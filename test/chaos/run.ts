@@ -1,12 +1,13 @@
 /**
  * `npm run chaos [-- 1 3 4b]`: every scenario of the fault suite (or those named), one
- * WAN lab each, then the table of the checker's figures. Writes chaos-report.json.
+ * WAN lab each, then the table of the checker's figures. Writes .regionctl/chaos-report.json.
  * Exit 0 when every scenario passed, 1 otherwise, 2 when the WAN lab cannot run here.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { chaosUnsupported } from './harness.js';
 import { renderTable, runScenario, SCENARIOS, type ScenarioResult } from './scenarios.js';
 
+const REPORT = '.regionctl/chaos-report.json';
 const why = chaosUnsupported();
 if (why) {
   process.stderr.write(`chaos: ${why}\n`);
@@ -36,6 +37,8 @@ for (const s of chosen) {
     process.exitCode = 1;
   }
 }
-writeFileSync('chaos-report.json', `${JSON.stringify(rows, null, 2)}\n`);
+mkdirSync('.regionctl', { recursive: true });
+writeFileSync(REPORT, `${JSON.stringify(rows, null, 2)}\n`);
+process.stderr.write(`chaos: report in ${REPORT}\n`);
 process.stdout.write(renderTable(rows));
 if (rows.some((r) => !r.ok)) process.exitCode = 1;
