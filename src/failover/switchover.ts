@@ -170,9 +170,16 @@ export async function runSwitchover(
       ),
     );
     const cand = await clients.client(to);
+    // 4. Detached without calling the old primary back (a plain DROP SUBSCRIPTION opens a
+    //    new cross-region connection to drop the slot there): its slot goes in step 10.
+    const targetChannel = desired.channels.find((c) => c.to === to);
     await s.step(4, 'detach-target', async () => {
-      const ch = desired.channels.find((c) => c.to === to);
-      if (ch) await runStatements(cand, dropSubscriptionSql(ch.subscription.name, { keepSlot: false }));
+      if (
+        targetChannel &&
+        (await cand.query(SUBSCRIPTION_EXISTS_SQL, [targetChannel.subscription.name])).rowCount
+      ) {
+        await runStatements(cand, dropSubscriptionSql(targetChannel.subscription.name, { keepSlot: true }));
+      }
       return {};
     });
     await s.step(5, 'sequences', async () => ({
@@ -209,6 +216,16 @@ export async function runSwitchover(
       // The old primary is now a guarded secondary: application roles may log in and read.
       const tables = appTables(reachableRegion(observed, from), nextDesired);
       await runStatements(primary, unfenceSql(next.applicationRoles, tables, next.database, 'read-only'));
+      // The slot the target followed is idle once its walsender noticed the drop.
+      if (targetChannel) {
+        const slot = targetChannel.subscription.slotName;
+        for (let i = 0; i < 50; i++) {
+          await dropIdleSlots(primary, [slot]);
+          const left = await primary.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+          if (!left.rowCount) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       await o.store.setRegionState(from, null, eventId);
       return {};
     });
