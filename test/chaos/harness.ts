@@ -10,7 +10,16 @@
  * operator, not the judge.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -188,10 +197,15 @@ export class ChaosLab {
     });
   }
 
-  /** `reconcile --watch` in the control plane (the host's namespace). */
-  startReconciler(tag = 'reconciler'): ChildProcess {
+  /**
+   * `reconcile --watch` in the control plane (the host's namespace). `asUser` runs it as
+   * another OS user, so that iptables' owner match can cut this one process off (from
+   * the control store: `cutStoreFor`) while another reconciler beside it keeps its paths.
+   */
+  startReconciler(tag = 'reconciler', asUser?: { uid: number; gid: number }): ChildProcess {
     const out = join(this.dir, `${tag}.log`);
     const fd = openSync(out, 'a');
+    if (asUser) this.shareWith(asUser);
     const child = spawn(
       process.execPath,
       [CLI, 'reconcile', '--watch', '--interval', '1', '--spec', this.wanSpec],
@@ -199,11 +213,53 @@ export class ChaosLab {
         cwd: this.dir,
         stdio: ['ignore', fd, fd],
         env: { ...process.env, REGIONCTL_LAB_STATE_DIR: this.stateDir },
+        ...(asUser ? { uid: asUser.uid, gid: asUser.gid } : {}),
       },
     );
     this.children.push(child);
     return child;
   }
+
+  /** What a reconciler running as another user must read and write in this lab (lab only). */
+  private shareWith(u: { uid: number; gid: number }): void {
+    const lab = this.stateDir;
+    for (const d of [this.dir, join(this.dir, '.regionctl'), lab, join(lab, 'dns'), join(lab, 'secrets')]) {
+      mkdirSync(d, { recursive: true });
+      chmodSync(d, 0o777);
+    }
+    for (const f of readdirSync(join(lab, 'secrets'))) chmodSync(join(lab, 'secrets', f), 0o644);
+    for (const f of readdirSync(join(lab, 'dns'))) chmodSync(join(lab, 'dns', f), 0o666);
+    void u;
+  }
+
+  /** Only processes of this OS user lose the control store (an iptables owner match). */
+  async cutStoreFor(uid: number, cut = true): Promise<void> {
+    const rule = [
+      'OUTPUT',
+      '-o',
+      'lo',
+      '-p',
+      'tcp',
+      '--dport',
+      String(this.spec.controlStore.port),
+      '-m',
+      'owner',
+      '--uid-owner',
+      String(uid),
+      '-j',
+      'DROP',
+    ];
+    const run = (args: string[]) =>
+      new Promise<number>((ok) => execFile('iptables', ['-w', ...args], (e) => ok(e ? 1 : 0)));
+    if (cut) {
+      if ((await run(['-C', ...rule])) !== 0) await run(['-I', ...rule]);
+      this.cleanups.push(() => run(['-D', ...rule]).then(() => {}));
+    } else {
+      while ((await run(['-D', ...rule])) === 0) {}
+    }
+  }
+
+  private readonly cleanups: (() => Promise<void>)[] = [];
 
   /** The independent writers, inside a region's client namespace. */
   startWorkload(
@@ -338,6 +394,7 @@ export class ChaosLab {
 
   async close(keep = process.env.REGIONCTL_CHAOS_KEEP === '1'): Promise<void> {
     await Promise.all(this.children.map((c) => this.stop(c, 'SIGKILL')));
+    for (const c of this.cleanups.splice(0)) await c().catch(() => {});
     await labDown({ stateDir: this.stateDir, purge: !keep }).catch(() => {});
     if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }

@@ -5,7 +5,9 @@
  * lost-write report exists), and hands everything to the checker. The verdict comes
  * from the writers' logs and the regions' rows, never from regionctl's reports alone.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type CheckResult, check, loadLogs } from './checker.js';
 import { ChaosLab, type LabOptions } from './harness.js';
@@ -34,6 +36,8 @@ export interface ScenarioResult {
 
 interface Ctx {
   lab: ChaosLab;
+  /** With twoReconcilers: the leader's OS user. */
+  leaderUid?: number;
   primary: string;
   /** A secondary that is a failover candidate. */
   candidate: string;
@@ -51,6 +55,11 @@ export interface Scenario {
   expectFailover: boolean;
   /** No writes during the fault (the workload starts after it). */
   idle?: boolean;
+  /**
+   * Two reconcilers: the first, which leads, runs as a separate OS user so that it alone
+   * can be cut off (an iptables owner match); the second stands by.
+   */
+  twoReconcilers?: boolean;
   lab?: LabOptions['mutate'];
   fault(c: Ctx): Promise<void>;
   /** Extra invariants of this scenario (violations, one line each). */
@@ -140,6 +149,36 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    id: '6',
+    name: 'two reconcilers, the leader cut from the control store mid-failover (30 s)',
+    proves:
+      'a failover interrupted by losing the history store finishes once, by one runner, without split brain',
+    expectFailover: true,
+    twoReconcilers: true,
+    async fault({ lab, primary, leaderUid }) {
+      await lab.kill(primary);
+      // Mid-failover: as soon as the leader journals its first step.
+      await waitUntil(() => logHas(join(lab.dir, 'reconciler-a.log'), 'step 1 fence'), 30_000);
+      await lab.cutStoreFor(leaderUid!);
+      await sleep(30_000);
+      await lab.cutStoreFor(leaderUid!, false);
+      await waitUntil(() => lab.dnsPrimary() !== primary, 60_000);
+      await sleep(3000);
+      await lab.start(primary);
+    },
+    async extra({ lab }) {
+      const done = ['reconciler-a.log', 'reconciler-b.log'].map((f) =>
+        countIn(join(lab.dir, f), 'automatic failover completed'),
+      );
+      const total = done.reduce((a, b) => a + b, 0);
+      return total === 1
+        ? []
+        : [
+            `exactly one runner: ${total} reconcilers reported the failover completed (a ${done[0]}, b ${done[1]})`,
+          ];
+    },
+  },
+  {
     id: '7',
     name: 'slow link: the only candidate beyond failoverMaxLagSeconds, then the primary crashes',
     proves: 'the RPO guard refuses a lagging candidate and says so',
@@ -190,6 +229,33 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
+function logHas(file: string, text: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
+function countIn(file: string, text: string): number {
+  try {
+    return readFileSync(file, 'utf8').split(text).length - 1;
+  } catch {
+    return 0;
+  }
+}
+
+/** The OS user the cut-off reconciler runs as (created once; lab machines only). */
+function chaosUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'rcchaos'], { encoding: 'utf8' }).trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    execFileSync('useradd', ['-M', '-s', '/usr/sbin/nologin', 'rcchaos']);
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
 /** Has `region` acknowledged a write since `since` (ms), by the writers' logs? */
 function ackedSince(logs: string[], servers: Record<string, string>, region: string, since: number): boolean {
   for (const f of logs) {
@@ -227,7 +293,13 @@ export async function runScenario(s: Scenario, log: (m: string) => void = () => 
       (r) => r.role !== 'primary' && r.failover?.candidate !== false,
     )!.name;
     const logs: string[] = [];
-    const reconciler = lab.startReconciler();
+    const leaderUser = s.twoReconcilers ? chaosUser() : undefined;
+    const reconcilers = [lab.startReconciler(leaderUser ? 'reconciler-a' : 'reconciler', leaderUser)];
+    if (leaderUser) {
+      // The first one takes the lead; the second stands by behind it.
+      await sleep(5000);
+      reconcilers.push(lab.startReconciler('reconciler-b'));
+    }
     const workloads: ReturnType<ChaosLab['startWorkload']>[] = [];
     const startLoad = () => {
       if (workloads.length) return;
@@ -239,7 +311,14 @@ export async function runScenario(s: Scenario, log: (m: string) => void = () => 
     await sleep(5000);
     if (!s.idle) startLoad();
     await sleep(4000);
-    const ctx: Ctx = { lab, primary, candidate, log, startLoad };
+    const ctx: Ctx = {
+      lab,
+      primary,
+      candidate,
+      log,
+      startLoad,
+      ...(leaderUser ? { leaderUid: leaderUser.uid } : {}),
+    };
     const faultAt = Date.now();
     log(`scenario ${s.id}: fault`);
     await s.fault(ctx);
@@ -251,7 +330,7 @@ export async function runScenario(s: Scenario, log: (m: string) => void = () => 
     await waitUntil(() => ackedSince(logs, lab.servers(), lab.dnsPrimary(), healedAt), 60_000);
     await sleep(3000);
     await Promise.all(workloads.map((w) => lab.stop(w.child)));
-    await lab.stop(reconciler);
+    await Promise.all(reconcilers.map((r) => lab.stop(r)));
     await lab.heal();
 
     const finalPrimary = lab.dnsPrimary();
