@@ -122,7 +122,13 @@ export class RegionAgent {
         await this.tick().catch((e: Error) =>
           this.o.log({ level: 'error', msg: 'agent pass failed', error: e.message }),
         );
-        await sleep(Math.max(0, this.probe.intervalSeconds * 1000 - (Date.now() - started)), this.o.signal);
+        // Once its database is declared down, look for its return ten times as often: a
+        // former primary that restarts must be fenced before its clients find it.
+        const every =
+          this.dbFailures >= this.probe.failureThreshold
+            ? Math.min(100, this.probe.intervalSeconds * 1000)
+            : this.probe.intervalSeconds * 1000;
+        await sleep(Math.max(0, every - (Date.now() - started)), this.o.signal);
       }
     } finally {
       if (this.watchdog) clearInterval(this.watchdog);
@@ -183,16 +189,69 @@ export class RegionAgent {
         const l = this.primaryLease;
         this.primaryLease = null;
         await l.release().catch(() => {});
+      } else if (dbUp) {
+        await this.fenceIfFormerPrimary(topo.epoch, topo.primary);
       }
       await this.probePrimary(topo.primary);
     }
     await this.report();
   }
 
+  /**
+   * A database that was primary at an older epoch and comes back (a crash, a restart
+   * after the failover) must not take application writes, whatever happened to the
+   * failover's own fence (a hook that could not run, a fence command lost with the
+   * region). Its agent remembers in the database itself — a row outside every
+   * publication — the epoch it held the primary lease at, and fences it at first
+   * contact if its application roles can still write.
+   */
+  private async fenceIfFormerPrimary(epoch: number, primary: string): Promise<void> {
+    try {
+      const c = await this.client();
+      const was = await c
+        .query(
+          "SELECT epoch FROM regionctl.agent_primary WHERE to_regclass('regionctl.agent_primary') IS NOT NULL",
+        )
+        .catch(() => ({ rows: [] as { epoch: string }[] }));
+      const heldAt = was.rows[0] ? Number(was.rows[0].epoch) : null;
+      if (heldAt === null || heldAt >= epoch) return;
+      const tables = await this.appTables(c);
+      const w = await c.query(
+        `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) r JOIN pg_roles ON rolname = r, unnest($2::text[]) t
+                         WHERE has_table_privilege(r, t, 'INSERT, UPDATE, DELETE')) AS writable`,
+        [this.o.spec.applicationRoles, tables],
+      );
+      if (!w.rows[0]?.writable) return;
+      if (this.fence.state === 'done') this.fence = { state: 'none', reason: null };
+      await this.selfFence(
+        `this database was primary at epoch ${heldAt}; the topology names ${primary} at epoch ${epoch}, and its application roles could still write`,
+      );
+    } catch (e) {
+      this.o.log({ level: 'warn', msg: 'former-primary check failed', error: (e as Error).message });
+    }
+  }
+
+  /** Remember, in the database, that it was primary at this epoch (see fenceIfFormerPrimary). */
+  private async markPrimary(epoch: number): Promise<void> {
+    const c = await this.client();
+    await c.query(`CREATE SCHEMA IF NOT EXISTS regionctl;
+      CREATE TABLE IF NOT EXISTS regionctl.agent_primary (
+        id boolean PRIMARY KEY DEFAULT true CHECK (id), epoch bigint NOT NULL, at timestamptz NOT NULL);
+      INSERT INTO regionctl.agent_primary (id, epoch, at) VALUES (true, ${Math.trunc(epoch)}, now())
+        ON CONFLICT (id) DO UPDATE SET epoch = EXCLUDED.epoch, at = EXCLUDED.at`);
+  }
+
   private async takePrimaryLease(epoch: number): Promise<void> {
     try {
       const lease = await this.o.authority.holdPrimaryLease(this.o.region, epoch);
       this.primaryLease = lease;
+      await this.markPrimary(epoch).catch((e: Error) =>
+        this.o.log({
+          level: 'warn',
+          msg: 'could not record the primary epoch in the database',
+          error: e.message,
+        }),
+      );
       lease.onLost((r) => void this.selfFence(`primary lease lost: ${r.message}`));
       this.o.log({ level: 'info', msg: 'holding the primary lease', epoch, ttlSeconds: lease.ttlSeconds });
     } catch (e) {
