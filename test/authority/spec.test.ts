@@ -2,10 +2,10 @@
  * regions.yaml's `authority` section: schema, semantic checks (with their lines), and
  * the resolved connection settings (defaults, secrets). Pure: no etcd needed.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { authorityConfig, DEFAULT_CALL_TIMEOUT_MS } from '../../src/authority/config.js';
 import { formatDiagnostic, loadSpecFromString } from '../../src/spec/load.js';
 import type { RegionsSpec } from '../../src/spec/schema.js';
@@ -125,6 +125,7 @@ describe('authority section of regions.yaml', () => {
 
   it('resolves defaults and secrets into connection settings', () => {
     const dir = mkdtempSync(join(tmpdir(), 'regionctl-authority-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'ca.pem'), 'CA PEM\n');
     writeFileSync(join(dir, 'etcd.password'), 's3cret\n');
     const spec = {
