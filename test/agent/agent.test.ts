@@ -37,10 +37,10 @@ const US = 'us-east-1';
 const EU = 'eu-west-1';
 const LEASE_SECONDS = 2;
 
-/** Ports 56700-56799 are this file's: 6 per concurrent test run (slot of test/global-setup.ts). */
+/** Ports 61200-61299 are this file's (above the ephemeral range, see test/authority/cluster.ts): 6 per concurrent test run. */
 function clusterOptions(): EtcdLabOptions {
   const slot = Math.round((inject('regionctlLab').privatePorts[0] - 55440) / 100);
-  const base = 56700 + (slot % 8) * 6;
+  const base = 61200 + (slot % 8) * 6;
   return {
     stateDir: `/tmp/regionctl-test-etcd-${slot}-agent`,
     members: [0, 1, 2].map((i) => ({ clientPort: base + i, peerPort: base + 3 + i })),

@@ -1,7 +1,9 @@
 /**
  * A real 3-member etcd cluster per test file (src/lab/etcd.ts), on ports in
- * 56600-56699 that no other test uses: 6 per file, 12 per concurrent test run (slot of
- * test/global-setup.ts). The state directory is outside the shared lab's, which each run
+ * 61100-61199 that no other test uses: 6 per file, 12 per concurrent test run (slot of
+ * test/global-setup.ts). Above Linux's ephemeral range (32768-60999) on purpose: a port
+ * in it can be the local end of someone's outgoing connection, and a member restarted
+ * after a kill then found its port taken for the 60 s of TIME_WAIT (a CI run failed so). The state directory is outside the shared lab's, which each run
  * wipes: a crashed run's members are found again through their pid files and stopped.
  */
 import { inject } from 'vitest';
@@ -17,7 +19,7 @@ const FILE_INDEX: Record<ClusterFile, number> = { authority: 0, quorum: 1 };
 
 export function clusterOptions(file: ClusterFile): EtcdLabOptions {
   const slot = Math.round((inject('regionctlLab').privatePorts[0] - 55440) / 100);
-  const base = 56600 + (slot % 8) * 12 + FILE_INDEX[file] * 6;
+  const base = 61100 + (slot % 8) * 12 + FILE_INDEX[file] * 6;
   return {
     stateDir: `/tmp/regionctl-test-etcd-${slot}-${file}`,
     members: [0, 1, 2].map((i) => ({ clientPort: base + i, peerPort: base + 3 + i })),
