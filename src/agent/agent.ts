@@ -23,9 +23,11 @@
  * ones this region was primary at — the explicit instruction carrying the current
  * epoch. A region that was failed away from stays fenced until rejoin.
  */
+
 import type pg from 'pg';
 import type { Authority, PrimaryLeaseHandle, RegionLeaseHandle, RegionStatus } from '../authority/types.js';
 import { desiredState, primaryOf } from '../model/desired.js';
+import { sleep } from '../sleep.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, regionTarget } from '../sql/connect.js';
 import { verifyFence } from '../sql/fence-verify.js';
@@ -62,19 +64,6 @@ export interface AgentStatus extends RegionStatus {
   selfFenced: boolean;
   fenceReason: string | null;
   at: string;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 export class RegionAgent {

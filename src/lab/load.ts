@@ -20,6 +20,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import type pg from 'pg';
 import { compareLsn } from '../model/lsn.js';
+import { sleep } from '../sleep.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, regionTarget } from '../sql/connect.js';
 import { appRolePasswordFile } from './demo-schema.js';
@@ -432,19 +433,6 @@ function remember(list: string[], id: string): void {
 
 function pick<T>(list: T[]): T | undefined {
   return list.length ? list[randomInt(list.length)] : undefined;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Exact commit LSNs via pg_walinspect, one superuser connection per region, best effort. */

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { AlertSink } from '../alerts/sink.js';
 import type { Authority, LeaderHandle } from '../authority/types.js';
 import { corroborate } from '../failover/choose.js';
-import { fenceRegion, runFailover } from '../failover/failover.js';
+import { fenceRegion, runFailover, type TransitionOptions } from '../failover/failover.js';
 import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
 import { desiredState, primaryOf } from '../model/desired.js';
 import { ObserverConnections } from '../observe/connections.js';
@@ -16,6 +16,7 @@ import type { PreviousSample } from '../observe/health.js';
 import { observe } from '../observe/observe.js';
 import { type Detection, detectPrimaryDown } from '../safety/detection.js';
 import { promotionGate } from '../safety/gate.js';
+import { sleep } from '../sleep.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, controlTarget, regionTarget } from '../sql/connect.js';
 import { heartbeatWriteSql } from '../sql/heartbeat.js';
@@ -124,19 +125,6 @@ interface AuthorityState {
   leaseGoneSince: number | null;
   /** The last verdict, so that a partition is logged once per episode. */
   lastVerdict: string | null;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Serialises the loop's work: a failover never overlaps a reconcile pass or another failover. */
@@ -486,43 +474,7 @@ async function decideByAgents(
     return;
   }
   const trigger = `primary ${primary} down: ${detection.summary}`;
-  if (spec.failover.mode !== 'automatic') {
-    const r = await o.store.raiseAlert(`primary-down:${primary}`, {
-      severity: 'critical',
-      message: `${trigger}; failover mode is manual: run \`regionctl failover\``,
-    });
-    if (r.raised) log('error', 'primary down, manual failover required', { trigger });
-    return;
-  }
-  try {
-    const out = await runFailover({
-      spec: o.spec,
-      specDir: o.specDir,
-      store: o.store,
-      log: (l) => o.log(l),
-      force: false,
-      trigger,
-      gate: gateFor(auth, primary, log),
-      ...(o.crashAfterStep ? { crashAfter: o.crashAfterStep } : {}),
-    });
-    log('warn', 'automatic failover completed', { ...out });
-    if (o.writeBack) {
-      await writeBackAfter(
-        o.writeBack,
-        o.store,
-        {
-          specFile: o.writeBack.specFile,
-          eventId: out.eventId,
-          kind: 'failover',
-          newPrimary: out.to,
-          reason: trigger,
-        },
-        o.log,
-      );
-    }
-  } catch (e) {
-    log('error', 'automatic failover did not run', { error: (e as Error).message });
-  }
+  await failoverNow(o, spec, primary, trigger, log, { gate: gateFor(auth, primary, log) });
 }
 
 async function maybeFailover(
@@ -552,8 +504,24 @@ async function maybeFailover(
     return;
   }
   const trigger = `primary ${desired.primary} unreachable for ${failures} probes; ${corroboration.summary}`;
+  await failoverNow(o, spec, desired.primary, trigger, log, { corroboration });
+}
+
+/**
+ * The primary is down by whichever rule applies: alert when failover is manual, else run
+ * it (with the authority's promotion gate, or the corroboration that decided it) and
+ * propose the new topology by write-back. Errors are logged, never thrown: the loop goes on.
+ */
+async function failoverNow(
+  o: WatchOptions,
+  spec: RegionsSpec,
+  primary: string,
+  trigger: string,
+  log: (l: string, m: string, e?: Record<string, unknown>) => void,
+  decided: Pick<TransitionOptions, 'gate' | 'corroboration'>,
+): Promise<void> {
   if (spec.failover.mode !== 'automatic') {
-    const r = await o.store.raiseAlert(`primary-down:${desired.primary}`, {
+    const r = await o.store.raiseAlert(`primary-down:${primary}`, {
       severity: 'critical',
       message: `${trigger}; failover mode is manual: run \`regionctl failover\``,
     });
@@ -568,7 +536,7 @@ async function maybeFailover(
       log: (l) => o.log(l),
       force: false,
       trigger,
-      corroboration,
+      ...decided,
       ...(o.crashAfterStep ? { crashAfter: o.crashAfterStep } : {}),
     });
     log('warn', 'automatic failover completed', { ...out });
