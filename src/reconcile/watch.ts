@@ -568,7 +568,15 @@ async function fenceStrays(
   r: ReconcileResult,
   log: (l: string, m: string, e?: Record<string, unknown>) => void,
 ): Promise<void> {
-  const strays = r.regions.filter((x) => x.role === 'primary' && x.region !== r.primary);
+  const writable = r.regions.filter((x) => x.role === 'primary' && x.region !== r.primary);
+  if (writable.length === 0) return;
+  // Only a region that was a primary (a failover or switchover moved away from it) is a
+  // stray to fence. A region that is writable because it was never provisioned (no
+  // channel yet: a new region, or a reconciler started before the first apply) is not:
+  // fencing it would make the automatic rejoin treat it as a returning primary and race
+  // the apply that is about to subscribe it.
+  const former = new Set(await o.store.formerPrimaries());
+  const strays = writable.filter((x) => former.has(x.region));
   if (strays.length === 0) return;
   const { spec } = await currentSpec(o.spec, o.store, { init: false });
   const desired = desiredState(spec);

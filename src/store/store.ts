@@ -649,6 +649,14 @@ export class Store {
   }
 
   /** Newest first, for `regionctl events`. */
+  /** Regions a failover or switchover has ever moved the primary away from. */
+  async formerPrimaries(): Promise<string[]> {
+    const r = await this.client.query(
+      "SELECT DISTINCT from_region FROM regionctl.failover_event WHERE kind IN ('failover', 'switchover') ORDER BY 1",
+    );
+    return r.rows.map((x) => x.from_region as string);
+  }
+
   async listFailoverEvents(limit = 50): Promise<FailoverEventRow[]> {
     const r = await this.client.query('SELECT * FROM regionctl.failover_event ORDER BY id DESC LIMIT $1', [
       limit,

@@ -259,6 +259,12 @@ describe('automatic rejoin in reconcile --watch', () => {
     labFenceHook(lab);
     const w = startWatch(lab, store, { autoRejoin: { reportDir: join(lab.stateDir, 'reports') } });
     try {
+      // The reconciler's first passes see the lab before its first apply: every region
+      // writable, none subscribed. A region that was never a primary is not a stray to
+      // fence (and so not a "returning primary" to rejoin, racing the apply).
+      await waitFor(async () => w.latest() !== null, { what: 'the first reconcile pass', timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await store.regionStates()).toEqual([]);
       await applySpec(lab, store);
       const us = await lab.client('us-east-1');
       await us.query(
