@@ -33,6 +33,7 @@ import { connect, regionTarget } from '../sql/connect.js';
 import { verifyFence } from '../sql/fence-verify.js';
 import { fenceSql, unfenceSql } from '../sql/guard.js';
 import { runStatements } from '../sql/statement.js';
+import { BootFence } from './boot-fence.js';
 
 /** The fence starts this long before the lease could possibly expire in etcd. */
 export const FENCE_LEAD_MS = 500;
@@ -47,6 +48,12 @@ export interface AgentOptions {
   signal: AbortSignal;
   log: (event: Record<string, unknown>) => void;
   fenceLeadMs?: number;
+  /**
+   * The database's data directory on this host, for the boot fence (src/agent/boot-fence.ts).
+   * Without it the agent learns it (and hba_file) from the server at first contact; an
+   * agent that cannot write there (not on the database's host) has no boot fence.
+   */
+  pgdata?: string;
 }
 
 export interface AgentStatus extends RegionStatus {
@@ -62,6 +69,8 @@ export interface AgentStatus extends RegionStatus {
   primaryLease: boolean;
   /** The agent fenced its own database (and has not lifted it). */
   selfFenced: boolean;
+  /** pg_hba.conf holds the agent's boot fence (the server starts with application roles shut out). */
+  bootFence: boolean;
   fenceReason: string | null;
   at: string;
 }
@@ -80,6 +89,11 @@ export class RegionAgent {
     reason: null,
   };
   private fencing: Promise<void> | null = null;
+  private boot: BootFence | null = null;
+  private bootSet = false;
+  private bootProblem: string | null = null;
+  /** This region was primary at some point of this agent's life (or its database says so). */
+  private wasPrimary = false;
   private watchdog: NodeJS.Timeout | null = null;
   private readonly probe: RegionsSpec['failover']['probe'];
   private readonly leadMs: number;
@@ -98,6 +112,7 @@ export class RegionAgent {
       primary: this.primary,
       primaryLease: this.primaryLease?.isHeld() ?? false,
       selfFenced: this.fence.state !== 'none',
+      bootFence: this.bootSet,
       fenceReason: this.fence.reason,
       at: new Date().toISOString(),
     };
@@ -147,6 +162,9 @@ export class RegionAgent {
     }
     const dbUp = await this.probeLocal();
     const iAmPrimary = topo?.primary === this.o.region;
+    if (iAmPrimary) this.wasPrimary = true;
+    if (dbUp) await this.discoverFiles();
+    else this.maybeSetBootFence();
     if (this.fence.state === 'pending' && dbUp) await this.selfFence(this.fence.reason ?? 'pending');
 
     if (!topo) {
@@ -174,7 +192,17 @@ export class RegionAgent {
     } else {
       if (this.primaryLease) {
         // The topology moved on (switchover or failover): this region is no primary now.
-        await this.selfFence(`the topology names ${topo.primary} primary at epoch ${topo.epoch}`);
+        // A switchover fenced it already and then makes it a read-only secondary: fence
+        // only what can still write (or what cannot be asked).
+        const writable = await this.appRolesCanWrite().catch(() => true);
+        if (writable)
+          await this.selfFence(`the topology names ${topo.primary} primary at epoch ${topo.epoch}`);
+        else
+          this.o.log({
+            level: 'info',
+            msg: 'no longer primary; already fenced by the transition',
+            epoch: topo.epoch,
+          });
         const l = this.primaryLease;
         this.primaryLease = null;
         await l.release().catch(() => {});
@@ -183,7 +211,94 @@ export class RegionAgent {
       }
       await this.probePrimary(topo.primary);
     }
+    if (dbUp && this.bootSet) await this.maybeLiftBootFence(topo, iAmPrimary);
     await this.report();
+  }
+
+  /** Where the server's files are, once; and whether a boot fence is already in place. */
+  private async discoverFiles(): Promise<void> {
+    if (this.boot || this.bootProblem) return;
+    let files: { hbaFile: string; dataDir: string };
+    if (this.o.pgdata) {
+      files = { dataDir: this.o.pgdata, hbaFile: `${this.o.pgdata}/pg_hba.conf` };
+    } else {
+      try {
+        const r = await (await this.client()).query(
+          "SELECT current_setting('data_directory') AS d, current_setting('hba_file') AS h",
+        );
+        files = { dataDir: r.rows[0].d as string, hbaFile: r.rows[0].h as string };
+      } catch (e) {
+        this.o.log({ level: 'warn', msg: 'boot fence: server files unknown', error: (e as Error).message });
+        return;
+      }
+    }
+    const problem = BootFence.usable(files);
+    if (problem) {
+      this.bootProblem = problem;
+      this.o.log({
+        level: 'warn',
+        msg: "no boot fence: this agent cannot write the server's pg_hba.conf (run it on the database host, or pass --pgdata)",
+        error: problem,
+      });
+      return;
+    }
+    this.boot = new BootFence(files, this.o.spec.applicationRoles);
+    this.bootSet = this.boot.isSet();
+  }
+
+  /**
+   * The postmaster of a region that is or was primary is gone: shut the application
+   * roles out in pg_hba.conf now, so that whenever it starts again — after a failover
+   * or not — nobody writes before this agent has decided (maybeLiftBootFence).
+   */
+  private maybeSetBootFence(): void {
+    const b = this.boot;
+    if (!b || this.bootSet || !this.wasPrimary) return;
+    try {
+      if (!b.postmasterDown()) return;
+      b.set(
+        `written by the regionctl agent of ${this.o.region} at ${new Date().toISOString()}: server down; lifted at first contact`,
+      );
+      this.bootSet = true;
+      this.o.log({ level: 'warn', msg: 'boot fence set: server down', hbaFile: b.hbaFile });
+    } catch (e) {
+      this.o.log({ level: 'error', msg: 'boot fence not set', error: (e as Error).message });
+    }
+  }
+
+  /**
+   * First contact after a restart: lift the boot fence once the database's state is
+   * decided — primary lease held again at the current epoch (the primary came back), or
+   * the SQL fence applied and verified (a former primary). Without the topology, keep it.
+   */
+  private async maybeLiftBootFence(
+    topo: { epoch: number; primary: string } | undefined,
+    iAmPrimary: boolean,
+  ): Promise<void> {
+    if (!topo) return;
+    if (iAmPrimary) {
+      if (!this.primaryLease?.isHeld() || this.fence.state !== 'none') return;
+    } else {
+      if (this.fence.state !== 'done')
+        await this.selfFence(
+          `restarted while ${topo.primary} is primary at epoch ${topo.epoch}: fenced before its boot fence is lifted`,
+        );
+      if (this.fence.state !== 'done') return;
+    }
+    try {
+      this.boot?.clear();
+      await (await this.client()).query('SELECT pg_reload_conf()');
+      this.bootSet = false;
+      this.o.log({
+        level: 'warn',
+        msg: iAmPrimary
+          ? 'boot fence lifted: primary lease held again'
+          : 'boot fence lifted: the SQL fence holds',
+        epoch: topo.epoch,
+      });
+    } catch (e) {
+      this.o.log({ level: 'error', msg: 'boot fence not lifted', error: (e as Error).message });
+    }
   }
 
   /**
@@ -203,14 +318,9 @@ export class RegionAgent {
         )
         .catch(() => ({ rows: [] as { epoch: string }[] }));
       const heldAt = was.rows[0] ? Number(was.rows[0].epoch) : null;
+      if (heldAt !== null) this.wasPrimary = true;
       if (heldAt === null || heldAt >= epoch) return;
-      const tables = await this.appTables(c);
-      const w = await c.query(
-        `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) r JOIN pg_roles ON rolname = r, unnest($2::text[]) t
-                         WHERE has_table_privilege(r, t, 'INSERT, UPDATE, DELETE')) AS writable`,
-        [this.o.spec.applicationRoles, tables],
-      );
-      if (!w.rows[0]?.writable) return;
+      if (!(await this.appRolesCanWrite())) return;
       if (this.fence.state === 'done') this.fence = { state: 'none', reason: null };
       await this.selfFence(
         `this database was primary at epoch ${heldAt}; the topology names ${primary} at epoch ${epoch}, and its application roles could still write`,
@@ -218,6 +328,18 @@ export class RegionAgent {
     } catch (e) {
       this.o.log({ level: 'warn', msg: 'former-primary check failed', error: (e as Error).message });
     }
+  }
+
+  /** Some application role may write some application table here. */
+  private async appRolesCanWrite(): Promise<boolean> {
+    const c = await this.client();
+    const tables = await this.appTables(c);
+    const w = await c.query(
+      `SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) r JOIN pg_roles ON rolname = r, unnest($2::text[]) t
+                       WHERE has_table_privilege(r, t, 'INSERT, UPDATE, DELETE')) AS writable`,
+      [this.o.spec.applicationRoles, tables],
+    );
+    return Boolean(w.rows[0]?.writable);
   }
 
   /** Remember, in the database, that it was primary at this epoch (see fenceIfFormerPrimary). */

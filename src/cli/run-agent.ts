@@ -3,7 +3,11 @@ import { openAuthorityFromSpec } from '../authority/index.js';
 import { RegionctlError } from '../errors.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 
-export async function runAgentCommand(opts: { spec: string; region: string }): Promise<number> {
+export async function runAgentCommand(opts: {
+  spec: string;
+  region: string;
+  pgdata?: string;
+}): Promise<number> {
   const { spec, dir } = await loadSpecOrThrow(opts.spec);
   if (!spec.regions.some((r) => r.name === opts.region)) {
     throw new RegionctlError(
@@ -28,7 +32,15 @@ export async function runAgentCommand(opts: { spec: string; region: string }): P
     process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), region: opts.region, ...e })}\n`);
   log({ level: 'info', msg: 'agent starting', pid: process.pid });
   try {
-    await runAgent({ spec, specDir: dir, region: opts.region, authority, signal: ac.signal, log });
+    await runAgent({
+      spec,
+      specDir: dir,
+      region: opts.region,
+      authority,
+      signal: ac.signal,
+      log,
+      ...(opts.pgdata ? { pgdata: opts.pgdata } : {}),
+    });
   } finally {
     await authority.close().catch(() => {});
     log({ level: 'info', msg: 'agent stopped' });

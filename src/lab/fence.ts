@@ -6,9 +6,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hbaRejectLines, stripHbaBlock } from '../agent/boot-fence.js';
 import { RegionctlError } from '../errors.js';
 import type { RegionsSpec } from '../spec/schema.js';
-import { ident } from '../sql/quote.js';
 import { runningProcess } from './cluster.js';
 import { pgBinaries, runAsServer } from './os.js';
 import { labServers, resolveStateDir } from './servers.js';
@@ -17,8 +17,7 @@ const BEGIN = '# regionctl-fence begin';
 const END = '# regionctl-fence end';
 
 function strip(text: string): string {
-  const re = new RegExp(`${BEGIN}[\\s\\S]*?${END}\\n?`, 'g');
-  return text.replace(re, '');
+  return stripHbaBlock(text, BEGIN, END);
 }
 
 async function rewrite(
@@ -42,8 +41,7 @@ async function rewrite(
       'run `regionctl lab up`',
     );
   }
-  const roles = spec.applicationRoles.map(ident).join(',');
-  const block = `${BEGIN}\nhost all ${roles} all reject\nlocal all ${roles} reject\n${END}\n`;
+  const block = `${BEGIN}\n${hbaRejectLines(spec.applicationRoles)}${END}\n`;
   // pg_hba.conf is read top-down: the reject lines must come first.
   writeFileSync(file, fenced ? block + strip(text) : strip(text));
   if (runningProcess(s.dataDir)) {

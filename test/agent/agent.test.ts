@@ -19,15 +19,19 @@
  *  5. when the primary's database dies, the witness counts failed probes up to the
  *     failure threshold, and the primary's agent gives its primary lease up.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { RegionAgent } from '../../src/agent/agent.js';
+import { BOOT_FENCE_BEGIN, BOOT_FENCE_END, stripHbaBlock } from '../../src/agent/boot-fence.js';
 import { type Authority, openAuthority } from '../../src/authority/index.js';
 import { appRolePasswordFile } from '../../src/lab/demo-schema.js';
 import type { EtcdLabOptions } from '../../src/lab/etcd.js';
+import { desiredState } from '../../src/model/desired.js';
 import { regionTarget } from '../../src/sql/connect.js';
+import { unfenceSql } from '../../src/sql/guard.js';
 import { ident } from '../../src/sql/quote.js';
+import { runStatements } from '../../src/sql/statement.js';
 import { etcdPath, startCluster, stopCluster, uniquePrefix } from '../authority/cluster.js';
 import { type FreezableProxy, startProxy } from '../authority/proxy.js';
 import { type PrivateLab, privateLab } from '../support/topology.js';
@@ -512,5 +516,104 @@ describe.skipIf(!etcdPath)('region agent', () => {
       await us.stop();
       await eu.stop();
     }, 90_000);
+  });
+
+  // Fault scenario 6 in miniature: the SQL fence needs a running server, so a former
+  // primary restarted after a failover took its pooled clients' writes until its agent's
+  // first contact. The boot fence (src/agent/boot-fence.ts) holds while the server is down.
+  describe('boot fence', () => {
+    const statusIn = async (a: Authority, region: string) =>
+      (await a.regionLeases()).find((r) => r.region === region)?.status ?? null;
+
+    it('a dead primary is restarted with application logins refused until its agent decides; a primary gets them back, a former primary stays fenced', async () => {
+      // Start from a clean primary: the earlier tests left us-east-1 down, fenced in SQL
+      // and (the witness test's agent saw it die) boot-fenced.
+      await lab.start(US).catch(() => {});
+      let file = '';
+      {
+        const c = await lab.client(US);
+        file = (await c.query("SELECT current_setting('hba_file') AS f")).rows[0].f as string;
+        expect(readFileSync(file, 'utf8')).toContain(BOOT_FENCE_BEGIN);
+        const tables = desiredState(lab.spec).applicationTables;
+        await runStatements(
+          c,
+          unfenceSql(lab.spec.applicationRoles, tables, lab.spec.database, 'read-write'),
+        );
+      }
+      writeFileSync(file, stripHbaBlock(readFileSync(file, 'utf8'), BOOT_FENCE_BEGIN, BOOT_FENCE_END));
+      await (await lab.client(US)).query('SELECT pg_reload_conf()');
+      expect(await appWrite(US)).toBe('ok');
+
+      const prefix = uniquePrefix('agent-boot');
+      const watch = openOn(endpoints, prefix);
+      let us = startAgent(US, openOn(endpoints, prefix));
+      const eu = startAgent(EU, openOn(endpoints, prefix));
+      await waitFor(async () => (await watch.primaryLease())?.region === US, {
+        what: 'the primary lease held by us-east-1',
+        timeoutMs: 15_000,
+      });
+
+      // 1. The primary's server dies: its agent shuts the application roles out on disk.
+      await lab.kill(US);
+      await waitFor(() => us.logs.some((l) => l.msg === 'boot fence set: server down'), {
+        what: "us-east-1's agent setting its boot fence",
+        timeoutMs: 15_000,
+      });
+      expect(readFileSync(file, 'utf8')).toContain(BOOT_FENCE_BEGIN);
+      expect(await statusIn(watch, US)).toMatchObject({ bootFence: true });
+
+      // 2. Restarted with no agent to decide: no application login at all.
+      await us.stop();
+      await lab.start(US);
+      expect(await appWrite(US)).toBe('28000');
+
+      // 3. Its agent returns; the topology still names it primary at epoch 1: lease, lift.
+      us = startAgent(US, openOn(endpoints, prefix));
+      await waitFor(() => us.logs.some((l) => l.msg === 'boot fence lifted: primary lease held again'), {
+        what: 'the boot fence lifted by the primary lease',
+        timeoutMs: 15_000,
+      });
+      expect(readFileSync(file, 'utf8')).not.toContain(BOOT_FENCE_BEGIN);
+      expect(await appWrite(US)).toBe('ok');
+
+      // 4. It dies again, and a failover moves the topology to eu-west-1 meanwhile.
+      await lab.kill(US);
+      await waitFor(() => us.logs.filter((l) => l.msg === 'boot fence set: server down').length === 1, {
+        what: 'the boot fence set again',
+        timeoutMs: 15_000,
+      });
+      const leader = await watch.campaign('test');
+      try {
+        expect(await leader.waitForLeadership(10_000)).toBe(true);
+        await watch.casTopology({ epoch: 1, primary: US }, { epoch: 2, primary: EU }, leader);
+      } finally {
+        await leader.resign();
+      }
+      // Its clients hammer it from before it starts until its agent has decided.
+      const results: WriteResult[] = [];
+      let hammering = true;
+      const hammer = (async () => {
+        while (hammering) {
+          results.push(await appWrite(US));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      await lab.start(US);
+      await waitFor(() => us.logs.some((l) => l.msg === 'boot fence lifted: the SQL fence holds'), {
+        what: 'the former primary fenced in SQL, then its boot fence lifted',
+        timeoutMs: 20_000,
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      hammering = false;
+      await hammer;
+      expect(results.length).toBeGreaterThan(5);
+      expect(results.filter((r) => r === 'ok')).toEqual([]);
+      expect(readFileSync(file, 'utf8')).not.toContain(BOOT_FENCE_BEGIN);
+      expect(['28000', '42501']).toContain(await appWrite(US));
+      expect(await roleWrite(US)).toBe('42501');
+      expect(us.agent.status()).toMatchObject({ selfFenced: true, bootFence: false, primary: EU });
+      await us.stop();
+      await eu.stop();
+    }, 120_000);
   });
 });
