@@ -7,6 +7,7 @@
 import { RegionctlError } from '../errors.js';
 import { EndpointPool } from './call.js';
 import type { AuthorityConfig } from './config.js';
+import { EtcdHandoff, readHandoff } from './handoff.js';
 import { health } from './health.js';
 import { defaultHolder, EtcdPrimaryLease, EtcdRegionLease, primaryLease, regionLeases } from './holders.js';
 import { type Keys, keys } from './keys.js';
@@ -15,6 +16,8 @@ import * as topo from './topology.js';
 import type {
   Authority,
   AuthorityHealth,
+  HandoffHandle,
+  HandoffInfo,
   HoldOptions,
   LeaderHandle,
   LeaderInfo,
@@ -148,6 +151,19 @@ export class EtcdAuthority implements Authority {
 
   async primaryLease(): Promise<PrimaryLeaseInfo | null> {
     return primaryLease(this.pool, this.k);
+  }
+
+  async requestHandoff(who: string): Promise<HandoffHandle> {
+    if (who.length === 0) throw invalid('a handoff request needs a non-empty identity');
+    const h = await EtcdHandoff.request(this.pool, this.k, who, this.leaseSeconds, (x) =>
+      this.handles.delete(x),
+    );
+    this.handles.add(h);
+    return h;
+  }
+
+  async handoff(): Promise<HandoffInfo | null> {
+    return readHandoff(this.pool, this.k);
   }
 
   async setPaused(reason: string | null, by?: string): Promise<void> {

@@ -15,6 +15,8 @@ export interface Keys {
   primaryLease: string;
   /** JSON PauseInfo. */
   paused: string;
+  /** Leased; JSON HandoffInfo: a person's command asks the reconcilers to step aside. */
+  handoff: string;
   regionsPrefix: string;
   /** Leased; JSON { holder, since }. Present while the region's agent renews its lease. */
   regionAlive(region: string): string;
@@ -33,6 +35,7 @@ export function keys(prefix: string): Keys {
     transition: `${p}/transition`,
     primaryLease: `${p}/primary-lease`,
     paused: `${p}/paused`,
+    handoff: `${p}/handoff`,
     regionsPrefix: `${p}/regions/`,
     regionAlive: (region) => `${p}/regions/${region}/alive`,
     regionStatus: (region) => `${p}/regions/${region}/status`,

@@ -134,6 +134,18 @@ export interface PauseInfo {
   by?: string;
 }
 
+/** A command's request that the reconcilers step aside while it acts. */
+export interface HandoffInfo {
+  who: string;
+  since: string;
+}
+
+export interface HandoffHandle {
+  isHeld(): boolean;
+  /** Withdraw the request (the reconcilers lead again). Idempotent. */
+  release(): Promise<void>;
+}
+
 export interface LeaderInfo {
   identity: string;
   since: string;
@@ -202,6 +214,10 @@ export interface Authority {
     opts?: HoldOptions,
   ): Promise<PrimaryLeaseHandle>;
   primaryLease(): Promise<PrimaryLeaseInfo | null>;
+
+  /** Ask the reconcilers to step aside (see ./handoff.ts); kept until released or the process dies. */
+  requestHandoff(who: string): Promise<HandoffHandle>;
+  handoff(): Promise<HandoffInfo | null>;
 
   setPaused(reason: string | null, by?: string): Promise<void>;
   paused(): Promise<PauseInfo | null>;

@@ -4,14 +4,15 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { applyPlan } from '../apply/apply.js';
 import { guardTopology } from '../apply/topology-guard.js';
+import { openAuthorityFromSpec } from '../authority/index.js';
 import { RegionctlError } from '../errors.js';
+import { withActingRight } from '../leadership/acting-right.js';
 import { primaryOf } from '../model/desired.js';
 import { hasBlockingProblems, type Plan } from '../plan/plan.js';
 import { renderText } from '../plan/render.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 import { controlTarget } from '../sql/connect.js';
 import { storeJournal } from '../store/journal.js';
-import { acquireLeaderLock } from '../store/leader-lock.js';
 import { openStore } from '../store/store.js';
 import { planFor } from './run-plan.js';
 import { specCommit } from './spec-commit.js';
@@ -64,8 +65,10 @@ export function assertPlanCurrent(savedHash: string, current: Plan, path: string
   if (savedHash === current.hash) return;
   throw new RegionctlError(
     'E_PLAN_STALE',
-    `the plan in ${path} (hash ${savedHash.slice(0, 16)}) no longer matches what apply would do now (hash ${current.hash.slice(0, 16)}): regions.yaml or the regions changed since it was made`,
-    'run `regionctl plan --out FILE` again, review it, and apply that',
+    `${path.startsWith('the plan') ? path : `the plan in ${path}`} (hash ${savedHash.slice(0, 16)}) no longer matches what apply would do now (hash ${current.hash.slice(0, 16)}): regions.yaml or the regions changed since it was made`,
+    path.startsWith('the plan')
+      ? 'run `regionctl apply` again and review the new plan'
+      : 'run `regionctl plan --out FILE` again, review it, and apply that',
   );
 }
 
@@ -80,19 +83,19 @@ export async function runApply(opts: {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const ctl = controlTarget(spec, dir);
   const store = await openStore(ctl);
-  const lock = await acquireLeaderLock(ctl, 'apply', { wait: false });
+  const authority = openAuthorityFromSpec(spec, dir);
   try {
     const guard = await guardTopology(store, primaryOf(spec), { who: 'regionctl apply' });
     if (guard?.initialized) log(`recorded ${guard.topology.primaryRegion} as the primary (epoch 0)`);
     const journal = storeJournal(store);
     const commit = await specCommit(file);
-    let plan = await planFor(spec, dir);
-    process.stdout.write(renderText(plan));
-    if (savedHash !== null && opts.plan !== undefined) assertPlanCurrent(savedHash, plan, opts.plan);
-    const interrupted = await journal.interruptedRun();
-    if (plan.actions.length === 0 && !interrupted) return 0;
-    if (hasBlockingProblems(plan)) return 1;
-    // A reviewed plan file is the approval.
+    const shown = await planFor(spec, dir, store);
+    process.stdout.write(renderText(shown));
+    if (savedHash !== null && opts.plan !== undefined) assertPlanCurrent(savedHash, shown, opts.plan);
+    if (shown.actions.length === 0 && !(await journal.interruptedRun())) return 0;
+    if (hasBlockingProblems(shown)) return 1;
+    // A reviewed plan file is the approval. The question is asked before taking the
+    // right to act: a running reconciler is not kept from a failover while a person reads.
     if (
       savedHash === null &&
       !opts.autoApprove &&
@@ -101,29 +104,57 @@ export async function runApply(opts: {
       log('apply cancelled; nothing was changed');
       return 1;
     }
-    const meta = { spec, specDir: dir, journal, specCommit: commit, actor: opts.actor, log };
-    let result = await applyPlan(plan, meta);
-    if (result.resumedRunId !== null) {
-      // The interrupted run is finished; what the plan said may since have been done.
-      plan = await planFor(spec, dir);
-      // The reviewed plan was made before the resumed steps ran: only an unchanged plan may follow them.
-      if (plan.actions.length > 0 && savedHash !== null && opts.plan !== undefined)
-        assertPlanCurrent(savedHash, plan, opts.plan);
-      if (plan.actions.length > 0) result = await applyPlan(plan, meta);
-    }
-    const after = await planFor(spec, dir);
-    if (after.actions.length > 0) {
-      process.stdout.write(renderText(after));
-      throw new RegionctlError(
-        'E_NOT_CONVERGED',
-        `apply finished but the regions still differ from the spec (${after.actions.length} action(s) remain)`,
-        'run `regionctl plan` to see what remains; report it if it persists',
-      );
-    }
-    log(`applied ${result.applied} step(s); regions match ${opts.spec}`);
-    return 0;
+    const approved = {
+      hash: savedHash ?? shown.hash,
+      what: opts.plan ?? 'the plan shown above',
+      fromFile: savedHash !== null,
+    };
+    return await withActingRight({ spec, specDir: dir, who: 'apply', authority, log }, () =>
+      applyApproved(opts, { spec, dir, store, journal, commit, approved, log }),
+    );
   } finally {
-    await lock.release();
     await store.close();
+    await authority?.close();
   }
+}
+
+/** Under the right to act: the approved plan, if it is still what apply would do now. */
+async function applyApproved(
+  opts: { spec: string; actor: string },
+  c: {
+    spec: Awaited<ReturnType<typeof loadSpecOrThrow>>['spec'];
+    dir: string;
+    store: Awaited<ReturnType<typeof openStore>>;
+    journal: ReturnType<typeof storeJournal>;
+    commit: string | null;
+    approved: { hash: string; what: string; fromFile: boolean };
+    log: (line: string) => void;
+  },
+): Promise<number> {
+  const { spec, dir, journal, log } = c;
+  // A failover may have happened while the plan waited for approval or for the right.
+  await guardTopology(c.store, primaryOf(spec), { who: 'regionctl apply' });
+  let plan = await planFor(spec, dir, c.store);
+  if (plan.actions.length > 0) assertPlanCurrent(c.approved.hash, plan, c.approved.what);
+  const meta = { spec, specDir: dir, journal, specCommit: c.commit, actor: opts.actor, log };
+  let result = await applyPlan(plan, meta);
+  if (result.resumedRunId !== null) {
+    // The interrupted run is finished; what the plan said may since have been done.
+    plan = await planFor(spec, dir, c.store);
+    // A reviewed plan file was made before the resumed steps ran: only an unchanged plan may follow them.
+    if (plan.actions.length > 0 && c.approved.fromFile)
+      assertPlanCurrent(c.approved.hash, plan, c.approved.what);
+    if (plan.actions.length > 0) result = await applyPlan(plan, meta);
+  }
+  const after = await planFor(spec, dir, c.store);
+  if (after.actions.length > 0) {
+    process.stdout.write(renderText(after));
+    throw new RegionctlError(
+      'E_NOT_CONVERGED',
+      `apply finished but the regions still differ from the spec (${after.actions.length} action(s) remain)`,
+      'run `regionctl plan` to see what remains; report it if it persists',
+    );
+  }
+  log(`applied ${result.applied} step(s); regions match ${opts.spec}`);
+  return 0;
 }

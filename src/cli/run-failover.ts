@@ -1,48 +1,78 @@
 /** `regionctl failover`, `switchover`, `events`. */
+
+import { openAuthorityFromSpec } from '../authority/index.js';
 import { prepareFailover, runFailover } from '../failover/failover.js';
 import { runSwitchover } from '../failover/switchover.js';
 import { writeBackAfter } from '../failover/write-back-hook.js';
-import { RECONCILE_LOCK } from '../reconcile/watch.js';
+import { type ActingRight, withActingRight } from '../leadership/acting-right.js';
+import { primaryOf } from '../model/desired.js';
+import { promotionGate } from '../safety/gate.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 import { controlTarget } from '../sql/connect.js';
-import { acquireLeaderLock } from '../store/leader-lock.js';
 import { openStore, type Store } from '../store/store.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-async function withLeader<T>(
+type Ctx = {
+  spec: Awaited<ReturnType<typeof loadSpecOrThrow>>['spec'];
+  dir: string;
+  file: string;
+  store: Store;
+};
+
+/**
+ * Opens the store, runs `read` (dry runs: no right needed), then `act` with the right to
+ * act (src/leadership/acting-right.ts): a running reconciler steps aside for it, so a
+ * person and the daemon never act at once, and it leads again afterwards.
+ */
+async function withStore<T>(
   specPath: string,
-  fn: (ctx: {
-    spec: Awaited<ReturnType<typeof loadSpecOrThrow>>['spec'];
-    dir: string;
-    file: string;
-    store: Store;
-  }) => Promise<T>,
+  who: string,
+  fn: (ctx: Ctx, act: <R>(body: (right: ActingRight) => Promise<R>) => Promise<R>) => Promise<T>,
 ): Promise<T> {
   const { spec, dir, file } = await loadSpecOrThrow(specPath);
-  const target = controlTarget(spec, dir);
-  const store = await openStore(target);
-  // Transitions run under the reconciler's leader lock: a person and the daemon never act at once.
-  const lock = await acquireLeaderLock(target, RECONCILE_LOCK, { wait: true, timeoutMs: 10_000 });
+  const store = await openStore(controlTarget(spec, dir));
+  const authority = openAuthorityFromSpec(spec, dir);
   try {
-    return await fn({ spec, dir, file, store });
+    return await fn({ spec, dir, file, store }, (body) =>
+      withActingRight({ spec, specDir: dir, who, authority, log }, body),
+    );
   } finally {
-    await lock.release();
     await store.close();
+    await authority?.close();
   }
+}
+
+/** The authority's promotion gate for a person's failover (none without an authority). */
+function manualGate(right: ActingRight, from: string, acceptSplitBrainRisk: boolean) {
+  const { authority, leader } = right;
+  if (!authority || !leader) return undefined;
+  return async (to: string, fenceConfirmed: boolean) => {
+    const r = await promotionGate({
+      authority,
+      leader,
+      from,
+      to,
+      fenceConfirmed,
+      acceptSplitBrainRisk,
+      log: (m) => log(m),
+    });
+    return { basis: r.decision.basis, epoch: r.topology.epoch, waitedMs: r.waitedMs };
+  };
 }
 
 export async function runFailoverCommand(opts: {
   spec: string;
   to?: string;
   force?: boolean;
+  acceptSplitBrainRisk?: boolean;
   dryRun?: boolean;
   reason: string;
   format: string;
   writeBackRemote?: string;
   writeBackBase?: string;
 }): Promise<number> {
-  return withLeader(opts.spec, async ({ spec, dir, file, store }) => {
+  return withStore(opts.spec, 'failover', async ({ spec, dir, file, store }, act) => {
     const base = {
       spec,
       specDir: dir,
@@ -69,7 +99,15 @@ export async function runFailoverCommand(opts: {
     );
     if (c.refusal) process.stdout.write(`${opts.force ? 'FORCED past' : 'refused'}: ${c.refusal}\n`);
     if (opts.dryRun) return c.refusal && !opts.force ? 1 : 0;
-    const out = await runFailover(base, prep);
+    const out = await act((right) =>
+      runFailover({
+        ...base,
+        ...(opts.acceptSplitBrainRisk ? { acceptSplitBrainRisk: true } : {}),
+        ...(right.leader
+          ? { gate: manualGate(right, prep.desired.primary, Boolean(opts.acceptSplitBrainRisk)) }
+          : {}),
+      }),
+    );
     await writeBackAfter(
       opts.writeBackRemote
         ? { remote: opts.writeBackRemote, baseBranch: opts.writeBackBase ?? 'main' }
@@ -94,19 +132,24 @@ export async function runSwitchoverCommand(opts: {
   dryRun?: boolean;
   format: string;
 }): Promise<number> {
-  return withLeader(opts.spec, async ({ spec, dir, store }) => {
+  return withStore(opts.spec, 'switchover', async ({ spec, dir, store }, act) => {
     if (opts.dryRun) {
       process.stdout.write(`switchover to ${opts.to}: checks run at execution; nothing changed (dry run)\n`);
       return 0;
     }
-    const out = await runSwitchover({
-      spec,
-      specDir: dir,
-      store,
-      log,
-      force: false,
-      trigger: 'switchover',
-      to: opts.to,
+    const out = await act(async (right) => {
+      const from = (await store.getTopology())?.primaryRegion ?? primaryOf(spec);
+      const gate = manualGate(right, from, false);
+      return runSwitchover({
+        spec,
+        specDir: dir,
+        store,
+        log,
+        force: false,
+        trigger: 'switchover',
+        to: opts.to,
+        ...(gate ? { gate } : {}),
+      });
     });
     process.stdout.write(
       opts.format === 'json'

@@ -1,10 +1,10 @@
 /** `regionctl rejoin REGION`. */
 import { isAbsolute, resolve } from 'node:path';
-import { RECONCILE_LOCK } from '../reconcile/watch.js';
+import { openAuthorityFromSpec } from '../authority/index.js';
+import { withActingRight } from '../leadership/acting-right.js';
 import { runRejoin } from '../rejoin/rejoin.js';
 import { loadSpecOrThrow } from '../spec/load.js';
 import { controlTarget } from '../sql/connect.js';
-import { acquireLeaderLock } from '../store/leader-lock.js';
 import { openStore } from '../store/store.js';
 
 export async function runRejoinCommand(
@@ -12,9 +12,9 @@ export async function runRejoinCommand(
   opts: { spec: string; full?: boolean; dryRun?: boolean; reportDir: string; format: string },
 ): Promise<number> {
   const { spec, dir } = await loadSpecOrThrow(opts.spec);
-  const target = controlTarget(spec, dir);
-  const store = await openStore(target);
-  const lock = await acquireLeaderLock(target, RECONCILE_LOCK, { wait: true, timeoutMs: 10_000 });
+  const store = await openStore(controlTarget(spec, dir));
+  const authority = openAuthorityFromSpec(spec, dir);
+  const log = (l: string) => process.stderr.write(`${l}\n`);
   try {
     if (opts.dryRun) {
       const states = await store.regionStates();
@@ -24,15 +24,17 @@ export async function runRejoinCommand(
       );
       return 0;
     }
-    const out = await runRejoin({
-      spec,
-      specDir: dir,
-      store,
-      region,
-      full: Boolean(opts.full),
-      log: (l) => process.stderr.write(`${l}\n`),
-      reportDir: isAbsolute(opts.reportDir) ? opts.reportDir : resolve(dir, opts.reportDir),
-    });
+    const out = await withActingRight({ spec, specDir: dir, who: 'rejoin', authority, log }, () =>
+      runRejoin({
+        spec,
+        specDir: dir,
+        store,
+        region,
+        full: Boolean(opts.full),
+        log,
+        reportDir: isAbsolute(opts.reportDir) ? opts.reportDir : resolve(dir, opts.reportDir),
+      }),
+    );
     process.stdout.write(
       opts.format === 'json'
         ? `${JSON.stringify(out, null, 2)}\n`
@@ -40,7 +42,7 @@ export async function runRejoinCommand(
     );
     return 0;
   } finally {
-    await lock.release();
     await store.close();
+    await authority?.close();
   }
 }

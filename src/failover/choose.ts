@@ -71,11 +71,19 @@ export interface CandidateEvidence {
   /** Heartbeat of the old primary most recently applied here (its clock). */
   lastHeartbeatAt: string | null;
   failoverMaxLagSeconds: number;
+  /**
+   * Tables its subscription is still copying (state not `ready`): promoted, they would
+   * stay partial. A candidate with any is ineligible; a forced failover records them as
+   * loss in the event.
+   */
+  incompleteTables?: string[];
 }
 
 export interface ExpectedLoss {
   /** Bytes of the old primary's WAL the candidate never applied (lower bound). */
   bytes: number | null;
+  /** Tables the candidate was still copying: a forced failover loses what they lacked. */
+  incompleteTables?: string[];
   /** From the candidate's last applied heartbeat to the last time the primary was seen. */
   windowSeconds: number | null;
   windowFrom: string | null;
@@ -97,6 +105,12 @@ export interface ChooseOptions {
   /** The old primary's last known LSN and when it was seen (control store). */
   lastPrimaryLsn: string | null;
   lastPrimarySeenAt: string | null;
+  /**
+   * Applied positions known from a journal rather than a subscription: the target of a
+   * switchover superseded after its catch-up (it applied everything up to the fence, and
+   * its subscription was then detached).
+   */
+  knownApplied?: Record<string, { lsn: string; why: string }>;
 }
 
 function evidenceOf(
@@ -104,6 +118,7 @@ function evidenceOf(
   spec: RegionsSpec,
   o: ReachableRegion | null,
   region: string,
+  known?: { lsn: string; why: string },
 ): CandidateEvidence {
   const r = spec.regions.find((x) => x.name === region);
   const c = desired.channels.find((x) => x.to === region);
@@ -124,6 +139,15 @@ function evidenceOf(
   if (!o) return { ...base, eligible: false, why: 'unreachable', appliedLsn: null, lastHeartbeatAt: null };
   const sub = c ? o.subscriptions.find((s) => s.name === c.subscription.name) : undefined;
   const hb = o.heartbeats.find((h) => h.region === desired.primary);
+  if (!sub?.appliedLsn && known) {
+    return {
+      ...base,
+      eligible: true,
+      why: known.why,
+      appliedLsn: known.lsn,
+      lastHeartbeatAt: hb?.writtenAt ?? null,
+    };
+  }
   if (!sub?.appliedLsn) {
     return {
       ...base,
@@ -131,6 +155,17 @@ function evidenceOf(
       why: 'no applied position from the primary',
       appliedLsn: null,
       lastHeartbeatAt: hb?.writtenAt ?? null,
+    };
+  }
+  if (sub.tablesNotReady.length > 0) {
+    const t = sub.tablesNotReady;
+    return {
+      ...base,
+      eligible: false,
+      why: `initial copy not finished for ${t.length} table(s): ${t.slice(0, 5).join(', ')}${t.length > 5 ? ', …' : ''} (promoted, they would stay partial)`,
+      appliedLsn: sub.appliedLsn,
+      lastHeartbeatAt: hb?.writtenAt ?? null,
+      incompleteTables: [...t],
     };
   }
   return {
@@ -151,7 +186,7 @@ export function chooseCandidate(
   const ranking = desired.channels
     .map((c) => {
       const o = observed.regions.find((r) => r.region === c.to);
-      return evidenceOf(desired, spec, o?.reachable ? o : null, c.to);
+      return evidenceOf(desired, spec, o?.reachable ? o : null, c.to, opts.knownApplied?.[c.to]);
     })
     .sort((a, b) => {
       if (a.eligible !== b.eligible) return a.eligible ? -1 : 1;
@@ -181,7 +216,11 @@ export function chooseCandidate(
     return {
       candidate: chosen.region,
       ranking,
-      loss: { ...noLoss, note: chosen.why },
+      loss: {
+        ...noLoss,
+        note: chosen.why,
+        ...(chosen.incompleteTables ? { incompleteTables: chosen.incompleteTables } : {}),
+      },
       refusal: `${chosen.region} is not eligible: ${chosen.why}`,
     };
   }

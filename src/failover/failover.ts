@@ -25,6 +25,7 @@ import { observe } from '../observe/observe.js';
 import { currentSpec } from '../reconcile/reconcile.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { connect, conninfo, regionTarget } from '../sql/connect.js';
+import { emptyTables } from '../sql/empty-tables.js';
 import { verifyFence } from '../sql/fence-verify.js';
 import { fenceSql, guardSql } from '../sql/guard.js';
 import { ident, literal, tableRef } from '../sql/quote.js';
@@ -57,6 +58,11 @@ export interface TransitionOptions {
    * candidate accepts writes and throws unless the old primary can no longer take them.
    */
   gate?: (to: string, fenceConfirmed: boolean) => Promise<{ basis: string; epoch: number; waitedMs: number }>;
+  /**
+   * A person's `--accept-split-brain-risk`: the gate may promote without a confirmed
+   * fence or an expired lease. Recorded in the event (params and the gate's basis).
+   */
+  acceptSplitBrainRisk?: boolean;
 }
 
 export interface FailoverOutcome {
@@ -200,11 +206,10 @@ async function follow(
   const c = await client(ch.to);
   if (await subscriptionExists(c, ch.subscription.name)) return { already: true };
   if (copy) {
-    const tables = ch.publication.tables.map((t) => t.table);
-    const present = (
-      await c.query('SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL', [tables])
-    ).rows.map((r) => r.t as string);
-    if (present.length > 0) await c.query(`TRUNCATE ${present.map(tableRef).join(', ')}`);
+    await emptyTables(
+      c,
+      ch.publication.tables.map((t) => t.table),
+    );
   }
   const pub = await client(ch.from);
   const info = conninfo(regionTarget(next, ch.from, specDir));
@@ -268,6 +273,28 @@ export async function specBefore(o: TransitionOptions, from: string): Promise<Re
   return effectiveSpec(o.spec, { primaryRegion: from }, excluded);
 }
 
+/**
+ * An unfinished switchover away from `primary` that passed its catch-up: its target
+ * applied everything up to the fence (the primary took no application write after it),
+ * though its subscription — the usual source of that position — may be detached.
+ */
+async function switchoverCatchUp(
+  store: TransitionOptions['store'],
+  primary: string,
+): Promise<Record<string, { lsn: string; why: string }>> {
+  const u = await store.unfinishedFailoverEvent();
+  if (u?.event.kind !== 'switchover' || u.event.fromRegion !== primary) return {};
+  const step = u.steps.find((x) => x.name === 'wait-catch-up' && x.status === 'done');
+  const lsn = (step?.detail as { fenceLsn?: unknown } | null)?.fenceLsn;
+  if (typeof lsn !== 'string') return {};
+  return {
+    [u.event.toRegion]: {
+      lsn,
+      why: `caught up to the fence of switchover event ${u.event.id} (${lsn})`,
+    },
+  };
+}
+
 export async function prepareFailover(raw: TransitionOptions): Promise<PreparedFailover> {
   const o = { ...raw, spec: (await currentSpec(raw.spec, raw.store, { init: true })).spec };
   const desired = desiredState(o.spec);
@@ -276,6 +303,7 @@ export async function prepareFailover(raw: TransitionOptions): Promise<PreparedF
   const sighting = await lastPrimarySighting(o.store, topo.epoch);
   const p = reachableRegion(observed, desired.primary);
   const choice = chooseCandidate(desired, observed, o.spec, {
+    knownApplied: await switchoverCatchUp(o.store, desired.primary),
     ...(o.to ? { to: o.to } : {}),
     lastPrimaryLsn: p?.currentLsn ?? sighting.lsn,
     lastPrimarySeenAt: p ? p.serverTime : sighting.at,
@@ -289,14 +317,37 @@ export async function runFailover(
 ): Promise<FailoverOutcome> {
   const unfinished = await o.store.unfinishedFailoverEvent();
   if (unfinished && unfinished.event.kind === 'failover') return resumeFailover(o, unfinished.event.id);
-  if (unfinished) {
+  if (unfinished?.event.kind === 'switchover') {
+    // A switchover interrupted before its target took writes must not block the failover
+    // an outage needs: the failover supersedes it (the old primary it fenced is what a
+    // failover fences anyway). One that got further is finished instead: it loses nothing.
+    const pastNoReturn = unfinished.steps.some((x) => x.name === 'lift-guard' && x.status === 'done');
+    if (pastNoReturn) {
+      throw new RegionctlError(
+        'E_TRANSITION_IN_PROGRESS',
+        `switchover event ${unfinished.event.id} (${unfinished.event.fromRegion} → ${unfinished.event.toRegion}) is past the point where ${unfinished.event.toRegion} took writes`,
+        `finish it: \`regionctl switchover --to ${unfinished.event.toRegion}\` resumes it (no data is lost)`,
+      );
+    }
+  } else if (unfinished) {
     throw new RegionctlError(
       'E_TRANSITION_IN_PROGRESS',
       `a ${unfinished.event.kind} (event ${unfinished.event.id}) is unfinished`,
       'let the reconciler finish it, or run the same command again to resume it',
     );
   }
+  // Prepared first: the candidate choice reads the superseded switchover's catch-up.
   const prep = prepared ?? (await prepareFailover(o));
+  if (unfinished?.event.kind === 'switchover') {
+    await o.store.updateFailoverEvent(unfinished.event.id, {
+      status: 'failed',
+      completed: true,
+      evidence: { supersededBy: 'failover', at: new Date().toISOString() },
+    });
+    o.log(
+      `switchover event ${unfinished.event.id} was unfinished before its target took writes: superseded by this failover`,
+    );
+  }
   const { choice, desired } = prep;
   const before = { ...o, spec: await specBefore(o, desired.primary) };
   if (!choice.candidate || (choice.refusal && !o.force)) {
@@ -328,7 +379,12 @@ export async function runFailover(
     evidence: {
       choice,
       corroboration: o.corroboration ?? null,
-      params: { to: choice.candidate, force: o.force, epoch: prep.epoch },
+      params: {
+        to: choice.candidate,
+        force: o.force,
+        epoch: prep.epoch,
+        acceptSplitBrainRisk: o.acceptSplitBrainRisk ?? false,
+      },
     },
     forced: o.force,
     estimatedLossBytes: choice.loss.bytes,

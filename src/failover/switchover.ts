@@ -18,6 +18,7 @@ import { currentSpec } from '../reconcile/reconcile.js';
 import { SUBSCRIPTION_EXISTS_SQL } from '../sql/catalog.js';
 import { conninfo, regionTarget } from '../sql/connect.js';
 import { guardSql, unfenceSql } from '../sql/guard.js';
+import { dropPublicationSql } from '../sql/publication.js';
 import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';
@@ -27,9 +28,10 @@ import {
   appTables,
   commitPromotion,
   fenceRegion,
+  specBefore,
   type TransitionOptions,
 } from './failover.js';
-import { stepRunner } from './steps.js';
+import { SimulatedCrash, type StepRunner, stepRunner } from './steps.js';
 
 export interface SwitchoverOutcome {
   eventId: number;
@@ -76,10 +78,41 @@ async function waitCaughtUp(
   }
 }
 
-export async function runSwitchover(
-  raw: TransitionOptions & { catchUpTimeoutMs?: number },
-): Promise<SwitchoverOutcome> {
+type SwitchoverOptions = TransitionOptions & { catchUpTimeoutMs?: number };
+
+/** The step after which a switchover can only go forward: the target accepted writes. */
+export const SWITCHOVER_POINT_OF_NO_RETURN = 'lift-guard';
+
+/**
+ * Starts a switchover, or resumes the unfinished one (its steps journaled done are not
+ * run again). A switchover that fails before its target accepted writes is rolled back
+ * — the old primary takes writes again — and recorded failed; after that point it only
+ * goes forward, and running the same command again finishes it.
+ */
+export async function runSwitchover(raw: SwitchoverOptions): Promise<SwitchoverOutcome> {
   const unfinished = await raw.store.unfinishedFailoverEvent();
+  if (unfinished?.event.kind === 'switchover') {
+    const ev = unfinished.event;
+    if (raw.to && raw.to !== ev.toRegion) {
+      throw new RegionctlError(
+        'E_TRANSITION_IN_PROGRESS',
+        `a switchover ${ev.fromRegion} → ${ev.toRegion} (event ${ev.id}) is unfinished`,
+        `finish it first: \`regionctl switchover --to ${ev.toRegion}\` resumes it`,
+      );
+    }
+    const params = (ev.evidence as { params?: { to: string; epoch: number } })?.params;
+    if (!params) {
+      throw new RegionctlError(
+        'E_STORE_MISSING',
+        `switchover event ${ev.id} lacks its parameters`,
+        'inspect it with `regionctl events`',
+      );
+    }
+    raw.log(`resuming switchover event ${ev.id}: ${ev.fromRegion} → ${ev.toRegion}`);
+    const spec = await specBefore(raw, ev.fromRegion);
+    const observed = await observe(spec, raw.specDir);
+    return executeSwitchover({ ...raw, spec }, ev.id, ev.fromRegion, ev.toRegion, params.epoch, observed);
+  }
   if (unfinished) {
     throw new RegionctlError(
       'E_TRANSITION_IN_PROGRESS',
@@ -129,6 +162,18 @@ export async function runSwitchover(
     forced: false,
     estimatedLossBytes: 0,
   });
+  return executeSwitchover(o, eventId, from, to, epoch, observed);
+}
+
+async function executeSwitchover(
+  o: SwitchoverOptions,
+  eventId: number,
+  from: string,
+  to: string,
+  epoch: number,
+  observed: Awaited<ReturnType<typeof observe>>,
+): Promise<SwitchoverOutcome> {
+  const desired = desiredState(o.spec);
   const s = await stepRunner(o.store, eventId, o.log, o.crashAfter);
   const next = promotedSpec(o.spec, to);
   const nextDesired = desiredState(next);
@@ -150,64 +195,83 @@ export async function runSwitchover(
       return {};
     });
     const t0 = performance.now();
-    await s.step(2, 'fence', async () => {
-      const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
-      if (!f.confirmed)
-        throw new RegionctlError(
-          'E_FENCE_UNCONFIRMED',
-          `could not confirm the fence of ${from}`,
-          'see the event steps',
-        );
-      await o.store.updateFailoverEvent(eventId, { fencing: f });
-      return f;
-    });
-    const primary = await clients.client(from);
-    const caught = await s.step(3, 'wait-catch-up', async () =>
-      waitCaughtUp(
-        primary,
-        desired.channels.map((c) => c.subscription.slotName),
-        o.catchUpTimeoutMs ?? 30_000,
-      ),
-    );
-    const cand = await clients.client(to);
-    // 4. Detached without calling the old primary back (a plain DROP SUBSCRIPTION opens a
-    //    new cross-region connection to drop the slot there): its slot goes in step 10.
     const targetChannel = desired.channels.find((c) => c.to === to);
-    await s.step(4, 'detach-target', async () => {
-      if (
-        targetChannel &&
-        (await cand.query(SUBSCRIPTION_EXISTS_SQL, [targetChannel.subscription.name])).rowCount
-      ) {
-        await runStatements(cand, dropSubscriptionSql(targetChannel.subscription.name, { keepSlot: true }));
-      }
-      return {};
-    });
-    await s.step(5, 'sequences', async () => ({
-      advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
-    }));
-    // 6. Every follower's slot on the target, made before it accepts a write (one round
-    //    trip from here): the subscriptions that use them are made after DNS moved (step
-    //    11), off the write-unavailable window, with nothing to copy and nothing missed.
-    await s.step(6, 'slots', async () => {
-      const slots = nextDesired.channels.map((ch) => ch.subscription.slotName);
-      // A slot of that name left on the target by an earlier failover (evidence) is stale now.
-      await dropIdleSlots(cand, slots);
-      // Made fresh, now (a resumed step drops its own earlier ones above): a slot of that
-      // name still there is in use, and following from its older position would replay
-      // what the follower already has — so that is an error, never a reuse.
-      await cand.query(`SELECT pg_create_logical_replication_slot(s, 'pgoutput') FROM unnest($1::text[]) s`, [
-        slots,
-      ]);
-      return { slots };
-    });
-    await s.step(7, 'lift-guard', async () => {
-      const tables = appTables(reachableRegion(observed, to), nextDesired);
-      await runStatements(
-        cand,
-        guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
+    const primary = await clients.client(from);
+    const cand = await clients.client(to);
+    let caught: { fenceLsn: string; waitedMs: number } | Record<string, unknown> = {};
+    try {
+      await s.step(2, 'fence', async () => {
+        const f = await fenceRegion(o.spec, o.specDir, from, observed, desired);
+        if (!f.confirmed)
+          throw new RegionctlError(
+            'E_FENCE_UNCONFIRMED',
+            `could not confirm the fence of ${from}`,
+            'see the event steps',
+          );
+        await o.store.updateFailoverEvent(eventId, { fencing: f });
+        return f;
+      });
+      caught = await s.step(3, 'wait-catch-up', async () =>
+        waitCaughtUp(
+          primary,
+          desired.channels.map((c) => c.subscription.slotName),
+          o.catchUpTimeoutMs ?? 30_000,
+        ),
       );
-      return {};
-    });
+      // 4. Detached without calling the old primary back (a plain DROP SUBSCRIPTION opens a
+      //    new cross-region connection to drop the slot there): its slot goes in step 10.
+      await s.step(4, 'detach-target', async () => {
+        if (
+          targetChannel &&
+          (await cand.query(SUBSCRIPTION_EXISTS_SQL, [targetChannel.subscription.name])).rowCount
+        ) {
+          await runStatements(cand, dropSubscriptionSql(targetChannel.subscription.name, { keepSlot: true }));
+        }
+        return {};
+      });
+      await s.step(5, 'sequences', async () => ({
+        advanced: await advanceSequences(cand, await sequencesOf(primary), 0),
+      }));
+      // 6. Every follower's slot on the target, made before it accepts a write (one round
+      //    trip from here): the subscriptions that use them are made after DNS moved (step
+      //    11), off the write-unavailable window, with nothing to copy and nothing missed.
+      await s.step(6, 'slots', async () => {
+        const slots = nextDesired.channels.map((ch) => ch.subscription.slotName);
+        // A slot of that name left on the target by an earlier failover (evidence) is stale now.
+        await dropIdleSlots(cand, slots);
+        // Made fresh, now (a resumed step drops its own earlier ones above): a slot of that
+        // name still there is in use, and following from its older position would replay
+        // what the follower already has — so that is an error, never a reuse.
+        await cand.query(
+          `SELECT pg_create_logical_replication_slot(s, 'pgoutput') FROM unnest($1::text[]) s`,
+          [slots],
+        );
+        return { slots };
+      });
+      await s.step(7, 'lift-guard', async () => {
+        // With an authority: the topology epoch moves in etcd first (the fence of step 2 is
+        // confirmed), so the old primary's agent gives its lease up and the new one's takes it.
+        if (o.gate) {
+          const gated = await o.gate(to, true);
+          await o.store.updateFailoverEvent(eventId, { evidence: { promotion: gated } });
+        }
+        const tables = appTables(reachableRegion(observed, to), nextDesired);
+        await runStatements(
+          cand,
+          guardSql({ region: to, mode: 'read-write', roles: next.applicationRoles }, tables, next.database),
+        );
+        return {};
+      });
+    } catch (e) {
+      if (e instanceof SimulatedCrash) throw e;
+      await rollBack(
+        o,
+        s,
+        { eventId, from, to, desired, nextDesired, observed, clients, targetChannel },
+        e as Error,
+      );
+      throw e;
+    }
     const writable = performance.now();
     await s.step(8, 'topology', () => commitPromotion(o.store, to, epoch, eventId, desired.channels));
     await s.step(9, 'dns', async () => ({ ...(await moveDns(next, o.specDir, to)) }));
@@ -268,4 +332,80 @@ export async function runSwitchover(
   } finally {
     await clients.close();
   }
+}
+
+/**
+ * A switchover that failed before its target accepted writes is undone, each undo step
+ * journaled like the steps (seq 100+): the target's new slots dropped, its subscription
+ * to the old primary made again on the slot step 4 kept, and the old primary's fence
+ * lifted — it takes writes again. The event is recorded failed. An undo that fails
+ * leaves the event unfinished: the same command resumes the switchover forward.
+ */
+async function rollBack(
+  o: SwitchoverOptions,
+  s: StepRunner,
+  c: {
+    eventId: number;
+    from: string;
+    to: string;
+    desired: ReturnType<typeof desiredState>;
+    nextDesired: ReturnType<typeof desiredState>;
+    observed: Awaited<ReturnType<typeof observe>>;
+    clients: Awaited<ReturnType<typeof openClients>>;
+    targetChannel: ReturnType<typeof desiredState>['channels'][number] | undefined;
+  },
+  cause: Error,
+): Promise<void> {
+  o.log(`switchover failed before ${c.to} accepted writes (${cause.message}): rolling back`);
+  try {
+    const cand = await c.clients.client(c.to);
+    if (s.detail(6)) {
+      await s.step(101, 'undo-slots', async () => {
+        const slots = (s.detail(6)?.slots as string[] | undefined) ?? [];
+        await dropIdleSlots(cand, slots);
+        return { dropped: slots };
+      });
+    }
+    const ch = c.targetChannel;
+    if (s.detail(4) && ch) {
+      await s.step(102, 'undo-detach-target', async () => {
+        if ((await cand.query(SUBSCRIPTION_EXISTS_SQL, [ch.subscription.name])).rowCount) return {};
+        const info = conninfo(regionTarget(o.spec, c.from, o.specDir));
+        await runStatements(
+          cand,
+          createSubscriptionSql(ch.subscription, info, { copyData: false, createSlot: false, enabled: true }),
+        );
+        return { resubscribed: ch.subscription.name };
+      });
+    }
+    if (s.detail(1)) {
+      // The target publishes nothing while it is a secondary.
+      await s.step(103, 'undo-publications', async () => {
+        const names = c.nextDesired.channels.map((x) => x.publication.name);
+        for (const n of names) await runStatements(cand, dropPublicationSql(n));
+        return { dropped: names };
+      });
+    }
+    if (s.detail(2)) {
+      await s.step(104, 'undo-fence', async () => {
+        const primary = await c.clients.client(c.from);
+        const tables = appTables(reachableRegion(c.observed, c.from), c.desired);
+        await runStatements(
+          primary,
+          unfenceSql(o.spec.applicationRoles, tables, o.spec.database, 'read-write'),
+        );
+        return {};
+      });
+    }
+  } catch (e) {
+    o.log(
+      `rollback failed: ${(e as Error).message}; the switchover stays unfinished — run it again to finish it`,
+    );
+    return;
+  }
+  await o.store.updateFailoverEvent(c.eventId, {
+    status: 'failed',
+    completed: true,
+    evidence: { rolledBack: true, error: cause.message },
+  });
 }

@@ -131,6 +131,44 @@ export function renderMetrics(r: ReconcileResult | null): string {
       ? OWNERS.map((o) => ({ labels: { owner: o }, value: r.drift.filter((d) => d.owner === o).length }))
       : [],
   );
+  const a = r?.authority;
+  x.family(
+    'regionctl_authority_quorum',
+    'Whether the authority (etcd) answered with a working majority in the last pass (1) or not (0): at 0 no automatic transition runs.',
+    a ? [{ labels: {}, value: a.quorum ? 1 : 0 }] : [],
+  );
+  x.family(
+    'regionctl_authority_epoch',
+    "The authority's topology epoch (each failover or switchover adds one).",
+    a?.epoch != null ? [{ labels: {}, value: a.epoch }] : [],
+  );
+  x.family(
+    'regionctl_authority_primary_lease_held',
+    "Whether the primary region's agent holds the primary lease at the current epoch (1) or not (0).",
+    a?.quorum && a.primary
+      ? [
+          {
+            labels: { region: a.primary },
+            value: a.primaryLease?.region === a.primary && a.primaryLease.epoch === a.epoch ? 1 : 0,
+          },
+        ]
+      : [],
+  );
+  x.family(
+    'regionctl_agent_alive',
+    "Whether the region's agent holds its region lease (1) or not (0).",
+    a?.quorum ? a.agents.map((g) => ({ labels: { region: g.region }, value: g.alive ? 1 : 0 })) : [],
+  );
+  x.family(
+    'regionctl_agent_self_fenced',
+    'Whether the region agent reports its database fenced by itself (1) or not (0).',
+    a?.quorum
+      ? a.agents.map((g) => ({
+          labels: { region: g.region },
+          value: g.selfFenced === null ? null : g.selfFenced ? 1 : 0,
+        }))
+      : [],
+  );
   return x.text();
 }
 

@@ -4,6 +4,8 @@
  * drift. Only the leader writes; a standby observes and reports.
  */
 import type { AlertSink } from '../alerts/sink.js';
+import type { Authority } from '../authority/types.js';
+import { type AuthorityView, authorityView } from '../authority/view.js';
 import { type DesiredState, desiredState } from '../model/desired.js';
 import type { Observed } from '../model/observed.js';
 import { effectiveSpec } from '../model/promote.js';
@@ -45,6 +47,8 @@ export interface ReconcileResult {
   plan: Plan;
   alertsRaised: string[];
   alertsResolved: string[];
+  /** The authority as it answered this pass (absent without an `authority` section). */
+  authority?: AuthorityView;
 }
 
 export interface ReconcileContext {
@@ -57,6 +61,8 @@ export interface ReconcileContext {
   leader: boolean;
   /** Samples of the previous pass, keyed by channelKey (kept in memory by --watch). */
   previous?: Map<string, PreviousSample>;
+  /** The spec's authority: its view goes into the result (status, metrics). */
+  authority?: Authority;
 }
 
 const SEVERITY = { alert: 'warning', lagging: 'warning', failed: 'critical' } as const;
@@ -171,7 +177,15 @@ export async function reconcileOnce(input: ReconcileContext): Promise<ReconcileR
   const desired: DesiredState = desiredState(ctx.spec);
   const epoch = current.epoch;
   const runId = ctx.leader && store ? await store.startReconcileRun(true) : null;
-  const observed = await observe(ctx.spec, ctx.specDir);
+  const [observed, authority] = await Promise.all([
+    observe(ctx.spec, ctx.specDir),
+    ctx.authority
+      ? authorityView(
+          ctx.authority,
+          ctx.spec.regions.map((r) => r.name),
+        )
+      : Promise.resolve(undefined),
+  ]);
   const at = new Date().toISOString();
   const previous = ctx.previous ?? (store ? await previousFromStore(store, epoch) : new Map());
   const interval = ctx.spec.heartbeat?.intervalSeconds ?? 1;
@@ -202,6 +216,7 @@ export async function reconcileOnce(input: ReconcileContext): Promise<ReconcileR
     plan,
     alertsRaised: alerts.raised,
     alertsResolved: alerts.resolved,
+    ...(authority ? { authority } : {}),
   };
   if (runId !== null && store) {
     await store.finishReconcileRun(runId, {

@@ -46,6 +46,30 @@ export function renderStatus(r: ReconcileResult): string {
   for (const c of r.channels) {
     if (c.reasons.length > 0) out.push(`  ! ${c.from} → ${c.to}: ${c.reasons.join('; ')}`);
   }
+  const a = r.authority;
+  if (a) {
+    out.push('');
+    if (!a.quorum) {
+      out.push(`authority: NO QUORUM — automatic transitions are stopped (${a.error ?? a.summary})`);
+    } else {
+      out.push(
+        `authority: quorum; epoch ${a.epoch ?? '-'}, primary ${a.primary ?? '-'}; leader ${a.leader ?? 'none'}; primary lease ${a.primaryLease ? `${a.primaryLease.region} at epoch ${a.primaryLease.epoch}` : 'NOT HELD'}${a.paused ? `; PAUSED: ${a.paused}` : ''}${a.handoff ? `; handoff to ${a.handoff}` : ''}`,
+      );
+      out.push(
+        ...table([
+          ['AGENT', 'ALIVE', 'LAST REPORT', 'SELF-FENCED', 'BOOT FENCE', 'PROBE FAILURES (primary/own)'],
+          ...a.agents.map((g) => [
+            g.region,
+            g.alive ? 'yes' : 'NO',
+            g.lastUpdate ?? '-',
+            g.selfFenced === null ? '-' : g.selfFenced ? 'YES' : 'no',
+            g.bootFence === null ? '-' : g.bootFence ? 'set' : 'no',
+            `${g.primaryProbeFailures ?? '-'}/${g.databaseFailures ?? '-'}`,
+          ]),
+        ]),
+      );
+    }
+  }
   out.push('');
   out.push(r.drift.length === 0 ? 'drift: none' : `drift: ${r.drift.length} item(s)`);
   for (const d of r.drift) out.push(`  - [${d.region}] ${d.message} → ${d.owner}: ${d.advice}`);

@@ -10,6 +10,7 @@ import type { Authority, LeaderHandle } from '../authority/types.js';
 import { corroborate } from '../failover/choose.js';
 import { fenceRegion, runFailover, type TransitionOptions } from '../failover/failover.js';
 import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
+import { HANDOFF_LOCK, RECONCILE_LOCK } from '../leadership/acting-right.js';
 import { desiredState, primaryOf } from '../model/desired.js';
 import { ObserverConnections } from '../observe/connections.js';
 import type { PreviousSample } from '../observe/health.js';
@@ -25,7 +26,7 @@ import { describeHolder, type LeaderLock, tryAcquireLeaderLock } from '../store/
 import type { Store } from '../store/store.js';
 import { currentSpec, type ReconcileResult, reconcileOnce } from './reconcile.js';
 
-export const RECONCILE_LOCK = 'reconcile';
+export { RECONCILE_LOCK } from '../leadership/acting-right.js';
 
 /** Writes the primary's heartbeat row every interval, reconnecting after failures. */
 export class HeartbeatWriter {
@@ -166,6 +167,7 @@ export async function watch(o: WatchOptions): Promise<void> {
     },
   );
   let standbyNoted = false;
+  let handoffNoted: string | null = null;
   // One observer connection per region for the life of the loop: every observation made
   // inside `run` (passes, the failover check, fencing, rejoin) reuses it instead of
   // connecting and authenticating again each pass.
@@ -180,9 +182,49 @@ export async function watch(o: WatchOptions): Promise<void> {
     await connections.close();
   }
 
+  /** A person's command asks for the right to act (src/leadership/acting-right.ts). */
+  async function handoffRequest(): Promise<string | null> {
+    try {
+      if (auth) {
+        const h = await auth.authority.handoff();
+        return h ? `${h.who} (since ${h.since})` : null;
+      }
+      return await o.store.advisoryLockHolder(HANDOFF_LOCK);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Give the right up between passes (under the mutex: never inside a transition). */
+  async function stepAside(): Promise<void> {
+    const held = lock as LeaderLock | null;
+    lock = null;
+    prober.stop();
+    await heartbeat.stop();
+    if (auth) {
+      const h = auth.leader;
+      auth.leader = null;
+      await h?.resign().catch(() => {});
+    } else await held?.release();
+  }
+
   async function loop(): Promise<void> {
     for (let pass = 0; !o.signal.aborted && (o.maxPasses === undefined || pass < o.maxPasses); pass++) {
-      if (!lock && auth) {
+      const request = await handoffRequest();
+      if (request) {
+        if (lock || auth?.leader) {
+          await mutex.run(stepAside);
+          log('warn', `stepped aside: ${request} acts; leading again after it`);
+        } else if (handoffNoted !== request) log('info', `not leading while ${request} acts`);
+        handoffNoted = request;
+        standbyNoted = false;
+      } else if (handoffNoted) {
+        log('info', 'the command that asked to act is done: campaigning again');
+        handoffNoted = null;
+      }
+      if (request) {
+        // Observe only, as a standby would.
+      } else if (!lock && auth) {
         lock = await campaign(auth, log);
         if (lock) {
           standbyNoted = false;
@@ -226,7 +268,15 @@ export async function watch(o: WatchOptions): Promise<void> {
       const leader = lock !== null;
       try {
         const r = await mutex.run(() =>
-          reconcileOnce({ spec: o.spec, specDir: o.specDir, store: o.store, sink: o.sink, leader, previous }),
+          reconcileOnce({
+            spec: o.spec,
+            specDir: o.specDir,
+            store: o.store,
+            sink: o.sink,
+            leader,
+            previous,
+            ...(o.authority ? { authority: o.authority } : {}),
+          }),
         );
         primary = r.primary;
         epoch = r.epoch;
@@ -314,6 +364,22 @@ async function resumeUnfinished(
   auth?: AuthorityState | null,
 ) {
   const u = await o.store.unfinishedFailoverEvent();
+  if (u?.event.kind === 'switchover') {
+    // Its old primary is fenced: leaving it half done is an outage. Finish (or undo) it.
+    log('warn', 'resuming an unfinished switchover', { eventId: u.event.id });
+    const { runSwitchover } = await import('../failover/switchover.js');
+    await runSwitchover({
+      spec: o.spec,
+      specDir: o.specDir,
+      store: o.store,
+      log: (l) => o.log(l),
+      force: false,
+      trigger: u.event.triggerReason,
+      to: u.event.toRegion,
+      ...(auth ? { gate: gateFor(auth, u.event.fromRegion, log) } : {}),
+    }).catch((e: Error) => log('error', 'the unfinished switchover did not finish', { error: e.message }));
+    return;
+  }
   if (u?.event.kind !== 'failover') return;
   log('warn', 'resuming an unfinished failover', { eventId: u.event.id });
   await runFailover({

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { RegionctlError } from '../errors.js';
 import { connect, type Target } from '../sql/connect.js';
 import { redactPasswords } from '../sql/subscription.js';
+import { describeHolder, lockHolder, lockKey } from './leader-lock.js';
 import { migrate } from './migrate.js';
 
 export type ApplyRunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
@@ -648,7 +649,12 @@ export class Store {
     return { event, steps: await this.failoverSteps(event.id) };
   }
 
-  /** Newest first, for `regionctl events`. */
+  /** Who holds the advisory lock `name` in this control store, described; null when nobody. */
+  async advisoryLockHolder(name: string): Promise<string | null> {
+    const h = await lockHolder(this.client, lockKey(name));
+    return h ? describeHolder(name, h) : null;
+  }
+
   /** Regions a failover or switchover has ever moved the primary away from. */
   async formerPrimaries(): Promise<string[]> {
     const r = await this.client.query(
@@ -657,6 +663,7 @@ export class Store {
     return r.rows.map((x) => x.from_region as string);
   }
 
+  /** Newest first, for `regionctl events`. */
   async listFailoverEvents(limit = 50): Promise<FailoverEventRow[]> {
     const r = await this.client.query('SELECT * FROM regionctl.failover_event ORDER BY id DESC LIMIT $1', [
       limit,

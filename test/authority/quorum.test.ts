@@ -8,8 +8,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdAuthority } from '../../src/authority/etcd.js';
 import type { LeaderHandle, LossReason } from '../../src/authority/types.js';
+import { authorityView } from '../../src/authority/view.js';
 import { RegionctlError } from '../../src/errors.js';
 import { type EtcdLabCluster, etcdKillMember, etcdMembers, etcdStartMember } from '../../src/lab/etcd.js';
+import { renderMetrics } from '../../src/metrics/prometheus.js';
 import {
   authorityOn,
   clusterOptions,
@@ -23,6 +25,16 @@ import {
 
 const opts = clusterOptions('quorum');
 const CALL_TIMEOUT_MS = 1500;
+
+/** A reconcile pass with nothing in it but the authority's view. */
+const PASS = {
+  at: new Date().toISOString(),
+  durationMs: 1,
+  leader: false,
+  regions: [],
+  channels: [],
+  drift: [],
+};
 
 describe.skipIf(!etcdPath)('etcd authority under member loss', () => {
   let cluster: EtcdLabCluster;
@@ -119,6 +131,12 @@ describe.skipIf(!etcdPath)('etcd authority under member loss', () => {
     expect(h.summary).toMatch(
       /^etcd has no quorum \(1 of 3 members reachable.*automatic transitions are stopped/,
     );
+    // What `status` and the metrics say of it.
+    const view = await authorityView(auth, ['us-east-1', 'eu-west-1']);
+    expect(view).toMatchObject({ quorum: false, leader: null, epoch: null });
+    expect(view.error).toMatch(/no quorum/);
+    const fake = { ...PASS, authority: view } as unknown as Parameters<typeof renderMetrics>[0];
+    expect(renderMetrics(fake)).toMatch(/^regionctl_authority_quorum 0$/m);
 
     // The leader cannot renew without a quorum: it stops leading TTL after its last
     // acknowledged renewal. The surviving member may still acknowledge renewals until it
@@ -153,6 +171,13 @@ describe.skipIf(!etcdPath)('etcd authority under member loss', () => {
     expect(await auth.topology()).toEqual(moved);
     const all = await auth.health();
     expect(all.endpoints.every((e) => e.reachable && e.quorum)).toBe(true);
+    const view = await authorityView(auth, ['us-east-1', 'eu-west-1']);
+    expect(view).toMatchObject({ quorum: true, epoch: moved.epoch, primary: moved.primary, error: null });
+    expect(view.leader).toBe('reconciler-c');
+    expect(view.agents.map((g) => `${g.region}:${g.alive}`)).toEqual(['us-east-1:false', 'eu-west-1:false']);
+    const fake = { ...PASS, authority: view } as unknown as Parameters<typeof renderMetrics>[0];
+    expect(renderMetrics(fake)).toMatch(/^regionctl_authority_quorum 1$/m);
+    expect(renderMetrics(fake)).toMatch(new RegExp(`^regionctl_authority_epoch ${moved.epoch}$`, 'm'));
     await next.resign();
   }, 120_000);
 });

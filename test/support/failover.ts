@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { logSink } from '../../src/alerts/sink.js';
 import { applyPlan } from '../../src/apply/apply.js';
+import type { Authority } from '../../src/authority/types.js';
 import { desiredState } from '../../src/model/desired.js';
 import { observe } from '../../src/observe/observe.js';
 import { planSteadyState } from '../../src/plan/plan.js';
@@ -76,6 +77,7 @@ export function startWatch(
     crashAfterStep?: string;
     onLeaderPass?: (r: ReconcileResult) => Promise<void>;
     autoRejoin?: { reportDir: string };
+    authority?: Authority;
   } = {},
 ) {
   const ac = new AbortController();
@@ -95,6 +97,7 @@ export function startWatch(
     ...(opts.crashAfterStep ? { crashAfterStep: opts.crashAfterStep } : {}),
     ...(opts.onLeaderPass ? { onLeaderPass: opts.onLeaderPass } : {}),
     ...(opts.autoRejoin ? { autoRejoin: opts.autoRejoin } : {}),
+    ...(opts.authority ? { authority: opts.authority } : {}),
   });
   return {
     logs,

@@ -11,6 +11,10 @@ export function registerFailover(program: Command): void {
       '--force',
       'promote even when the candidate lags beyond its failover threshold, or the fence is unconfirmed',
     )
+    .option(
+      '--accept-split-brain-risk',
+      'with an authority: promote although the old primary is neither confirmed fenced nor past its lease (it may still take writes); recorded in the event',
+    )
     .option('--dry-run', 'print the candidate ranking and the expected loss; change nothing')
     .option('--reason <text>', 'why, for the failover event', 'manual failover')
     .option(
@@ -27,6 +31,11 @@ The plan (candidate ranking by applied LSN, expected loss in bytes and seconds) 
 printed before anything runs. A candidate lagging beyond its channel's
 failoverMaxLagSeconds is refused unless --force; the loss is written into the event.
 An unfinished failover (a reconciler died mid-way) is resumed, never started twice.
+A running \`reconcile --watch\` steps aside for the command (between its passes, never
+inside a transition) and leads again when it is done.
+With an \`authority\`, the candidate accepts writes only once the old primary is confirmed
+fenced or its primary lease has been gone for the safety margin (its agent fenced it);
+otherwise the failover stops with E_PROMOTION_REFUSED, unless --accept-split-brain-risk.
 Exit 0 done (or dry run), 1 refused or failed.
 
 Examples:
@@ -39,6 +48,7 @@ Examples:
         spec: string;
         to?: string;
         force?: boolean;
+        acceptSplitBrainRisk?: boolean;
         dryRun?: boolean;
         reason: string;
         format: string;
