@@ -11,6 +11,7 @@ import { assertNever } from '../plan/actions.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import { SUBSCRIPTION_EXISTS_SQL } from '../sql/catalog.js';
 import { connect, conninfo, regionTarget, type Target } from '../sql/connect.js';
+import { emptyTables } from '../sql/empty-tables.js';
 import { guardSql } from '../sql/guard.js';
 import { heartbeatDdl } from '../sql/heartbeat.js';
 import { alterPublicationSql, createPublicationSql, dropPublicationSql } from '../sql/publication.js';
@@ -125,10 +126,7 @@ export async function executeAction(ctx: ExecContext, a: Action): Promise<void> 
       return;
     }
     case 'truncate-tables': {
-      const present = (
-        await c.query('SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL', [a.tables])
-      ).rows.map((r) => r.t as string);
-      if (present.length > 0) await c.query(`TRUNCATE ${present.map(tableRef).join(', ')}`);
+      await emptyTables(c, a.tables);
       return;
     }
     default:

@@ -40,7 +40,7 @@ import {
   storeLostWriteReport,
   writeLostWriteFiles,
 } from './lost-writes.js';
-import { copyTableFull, primaryKeyColumns, repairKeys } from './repair.js';
+import { copyTableFull, primaryKeyColumns, repairKeys, setReplicaRole } from './repair.js';
 import { exportSnapshotSlot } from './snapshot.js';
 
 export interface RejoinOptions {
@@ -81,20 +81,23 @@ async function primaryKeysOnly(
         truncated.add(ch.table);
         continue;
       }
-      const row = ch.key ?? ch.oldValues ?? ch.values;
-      if (!row) continue;
       let pk = pks.get(ch.table);
       if (!pk) {
         pk = await primaryKeyColumns(c, ch.table);
         pks.set(ch.table, pk);
       }
-      const key = Object.fromEntries(pk.map((k) => [k, row[k]]));
       let m = out.get(ch.table);
       if (!m) {
         m = new Map();
         out.set(ch.table, m);
       }
-      m.set(JSON.stringify(key), key);
+      // Both ends of an UPDATE that changed the key (its own, or one a foreign key's
+      // ON UPDATE CASCADE made): the old key must come back, the new one must go.
+      for (const row of [ch.key ?? ch.oldValues, ch.values]) {
+        if (!row || pk.length === 0 || pk.some((k) => row[k] === undefined)) continue;
+        const key = Object.fromEntries(pk.map((k) => [k, row[k]]));
+        m.set(JSON.stringify(key), key);
+      }
     }
   }
   return out;
@@ -241,8 +244,10 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
           keys = await primaryKeysOnly(old, [...a.transactions, ...b.transactions], truncated);
         }
         await old.query('BEGIN');
+        await setReplicaRole(old);
         for (const t of channel.publication.tables) {
-          if (full || truncated.has(t.table)) {
+          const keyless = (await primaryKeyColumns(old, t.table)).length === 0;
+          if (full || truncated.has(t.table) || keyless) {
             rows += (await copyTableFull(snap.reader, old, t.table, t.rowFilter)).rows;
           } else {
             const k = [...(keys.get(t.table)?.values() ?? [])];
