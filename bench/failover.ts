@@ -8,9 +8,13 @@
  */
 import { join } from 'node:path';
 import pg from 'pg';
+import { runAgent } from '../src/agent/agent.js';
 import { logSink } from '../src/alerts/sink.js';
+import { openAuthority } from '../src/authority/index.js';
+import type { Authority } from '../src/authority/types.js';
 import { runSwitchover } from '../src/failover/switchover.js';
 import { appRolePasswordFile } from '../src/lab/demo-schema.js';
+import { etcdDown, etcdUp } from '../src/lab/etcd.js';
 import { killRegion } from '../src/lab/lab.js';
 import { resolvePrimary } from '../src/lab/zone.js';
 import { watch } from '../src/reconcile/watch.js';
@@ -102,10 +106,45 @@ function writer(spec: RegionsSpec, specDir: string, stateDir: string) {
   };
 }
 
-async function failoverRun(i: number) {
+/** A 3-member etcd on loopback and one in-process agent per region (the safety model in force). */
+async function safetyServices(spec: RegionsSpec, specDir: string, stateDir: string) {
+  const etcdDir = join(stateDir, 'etcd');
+  const members = [0, 1, 2].map((m) => ({ clientPort: 61400 + m, peerPort: 61403 + m }));
+  await etcdDown({ stateDir: etcdDir, purge: true });
+  await etcdUp({ stateDir: etcdDir, members });
+  const endpoints = members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+  spec.authority = { provider: 'etcd', endpoints, leaseSeconds: 2 };
+  const prefix = `/regionctl-bench/${process.pid}-${Date.now()}`;
+  const authorityAt = () => openAuthority({ endpoints, prefix, leaseSeconds: 2, callTimeoutMs: 2000 });
+  const ac = new AbortController();
+  const opened: Authority[] = [];
+  const agents = spec.regions.map((r) => {
+    const a = authorityAt();
+    opened.push(a);
+    return runAgent({ spec, specDir, region: r.name, authority: a, signal: ac.signal, log: () => {} });
+  });
+  const reconciler = authorityAt();
+  opened.push(reconciler);
+  // The agents take their leases before the clock starts.
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && (await reconciler.primaryLease()) === null)
+    await new Promise((r) => setTimeout(r, 100));
+  return {
+    reconciler,
+    stop: async () => {
+      ac.abort();
+      await Promise.all(agents);
+      for (const a of opened) await a.close();
+      await etcdDown({ stateDir: etcdDir, purge: true });
+    },
+  };
+}
+
+async function failoverRun(i: number, withAuthority: boolean) {
   const stateDir = `${STATE}-${i}`;
   const lab = await benchLab(specFor(stateDir), stateDir);
   const spec = lab.spec;
+  const safety = withAuthority ? await safetyServices(spec, lab.specDir, stateDir) : null;
   const store = await openStore(controlTarget(spec, lab.specDir));
   const ac = new AbortController();
   const w = watch({
@@ -116,6 +155,7 @@ async function failoverRun(i: number) {
     intervalMs: 1000,
     signal: ac.signal,
     log: () => {},
+    ...(safety ? { authority: safety.reconciler } : {}),
   });
   const app = writer(spec, lab.specDir, stateDir);
   try {
@@ -141,6 +181,7 @@ async function failoverRun(i: number) {
     ac.abort();
     await w;
     await store.close();
+    await safety?.stop();
     await lab.stop();
   }
 }
@@ -188,9 +229,14 @@ function summary(label: string, xs: number[]): string {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const runs = Number(process.env.BENCH_FAILOVER_RUNS ?? 3);
+  // BENCH_FAILOVER_AUTHORITY=1: with etcd, the agents and the promotion gate (lease 2 s,
+  // margin 1 s); detection then comes from the primary's own agent (3 failed local probes).
+  const withAuthority = process.env.BENCH_FAILOVER_AUTHORITY === '1';
   const fo = [];
-  for (let i = 0; i < runs; i++) fo.push(await failoverRun(i));
-  console.log('failover (kill primary; probes 1 s × 3; writer through the DNS zone file):');
+  for (let i = 0; i < runs; i++) fo.push(await failoverRun(i, withAuthority));
+  console.log(
+    `failover (kill primary; probes 1 s × 3; writer through the DNS zone file${withAuthority ? '; authority: etcd ×3, agents, lease 2 s + margin 1 s' : ''}):`,
+  );
   console.log(
     `  ${summary(
       'detection (kill → event)',
