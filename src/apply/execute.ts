@@ -15,7 +15,7 @@ import { emptyTables } from '../sql/empty-tables.js';
 import { guardSql } from '../sql/guard.js';
 import { heartbeatDdl } from '../sql/heartbeat.js';
 import { alterPublicationSql, createPublicationSql, dropPublicationSql } from '../sql/publication.js';
-import { ident, literal, tableRef } from '../sql/quote.js';
+import { ident, literal } from '../sql/quote.js';
 import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import {

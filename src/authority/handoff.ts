@@ -15,8 +15,6 @@ export class EtcdHandoff implements HandoffHandle {
   private released = false;
 
   private constructor(
-    private readonly pool: EndpointPool,
-    private readonly k: Keys,
     private readonly keeper: LeaseKeeper,
     private readonly onDone: (h: EtcdHandoff) => void,
   ) {}
@@ -38,7 +36,7 @@ export class EtcdHandoff implements HandoffHandle {
       await keeper.revoke();
       throw e;
     }
-    return new EtcdHandoff(pool, k, keeper, onDone);
+    return new EtcdHandoff(keeper, onDone);
   }
 
   isHeld(): boolean {

@@ -28,7 +28,7 @@ import { connect, conninfo, regionTarget } from '../sql/connect.js';
 import { emptyTables } from '../sql/empty-tables.js';
 import { verifyFence } from '../sql/fence-verify.js';
 import { fenceSql, guardSql } from '../sql/guard.js';
-import { ident, literal, tableRef } from '../sql/quote.js';
+import { ident, literal } from '../sql/quote.js';
 import { dropIdleSlots } from '../sql/slots.js';
 import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql, dropSubscriptionSql } from '../sql/subscription.js';

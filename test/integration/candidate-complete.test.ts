@@ -81,7 +81,7 @@ describe('failover candidates must be complete', () => {
       const ev = await store.getFailoverEvent(out.eventId);
       expect(ev?.forced).toBe(true);
       expect(
-        (ev?.evidence as { choice?: { loss?: { incompleteTables?: string[] } } }).choice?.loss,
+        (ev?.evidence as { choice?: { loss?: { incompleteTables?: string[] } } } | undefined)?.choice?.loss,
       ).toMatchObject({
         incompleteTables: ['public.products'],
       });
