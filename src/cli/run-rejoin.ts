@@ -38,7 +38,11 @@ export async function runRejoinCommand(
     process.stdout.write(
       opts.format === 'json'
         ? `${JSON.stringify(out, null, 2)}\n`
-        : `rejoin event ${out.eventId}: ${out.region} follows ${out.primary}; lost writes: ${out.lostTransactions ?? 'unknown (no evidence slot)'} transaction(s), ${out.lostBytes ?? '?'} bytes; repaired ${out.repairedRows} row(s) (${out.mode}) in ${out.durationMs} ms\n`,
+        : `rejoin event ${out.eventId}: ${out.region} follows ${out.primary}; lost writes: ${out.lostTransactions ?? 'unknown (no evidence slot)'} transaction(s), ${out.lostBytes ?? '?'} bytes; repaired ${out.repairedRows} row(s) (${out.mode}) in ${out.durationMs} ms\n${
+            out.comparison
+              ? `compared instead of decoded: ${out.comparison.savedRows} row(s) of ${out.region} that differed were saved in schema ${out.comparison.schema} there before the copy; report ${out.comparison.file}\n`
+              : ''
+          }`,
     );
     return 0;
   } finally {

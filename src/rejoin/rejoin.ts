@@ -40,6 +40,7 @@ import {
   storeLostWriteReport,
   writeLostWriteFiles,
 } from './lost-writes.js';
+import { quarantineDifferences } from './quarantine.js';
 import { copyTableFull, primaryKeyColumns, repairKeys, setReplicaRole } from './repair.js';
 import { exportSnapshotSlot } from './snapshot.js';
 
@@ -64,6 +65,11 @@ export interface RejoinOutcome {
   repairedRows: number;
   mode: 'keys' | 'full';
   durationMs: number;
+  /**
+   * A whole-table rejoin (--full, or no evidence slot): the report built by comparison
+   * and where the old primary's differing rows were saved before they were overwritten.
+   */
+  comparison?: { file: string; schema: string; savedRows: number };
 }
 
 /** The primary keys every decoded change touched, per table (the identity may be wider). */
@@ -209,7 +215,25 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       o.full ||
       !(lost as { slotFound?: boolean }).slotFound ||
       !(changed as { slotFound?: boolean }).slotFound;
-    const repaired = await s.step(4, 'repair-and-subscribe', async () => {
+    // 4. Before anything overwrites whole tables here, the rows that differ from the
+    //    primary are saved (src/rejoin/quarantine.ts): they may be the only copy.
+    const quarantined = await s.step(4, 'quarantine', async () => {
+      if (!full)
+        return { skipped: 'the evidence slot was read: the lost-write report holds every lost write' };
+      const tables = channel.publication.tables.filter((t) => t.table !== HEARTBEAT_TABLE);
+      const q = await quarantineDifferences({
+        old,
+        primary: cur,
+        tables,
+        eventId,
+        region: o.region,
+        primaryRegion: primary,
+        reportDir: o.reportDir,
+        log: o.log,
+      });
+      return { method: 'comparison', file: q.file, schema: q.report.schema, savedRows: q.report.savedRows };
+    });
+    const repaired = await s.step(5, 'repair-and-subscribe', async () => {
       const exists = await old.query(SUBSCRIPTION_EXISTS_SQL, [channel.subscription.name]);
       if (exists.rowCount) return { already: true, rows: 0 };
       // A slot left by an interrupted attempt: its snapshot is gone, start over.
@@ -274,7 +298,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       return { mode: full ? 'full' : 'keys', rows, consistentPoint: snap.consistentPoint };
     });
 
-    await s.step(5, 'drop-evidence', async () => {
+    await s.step(6, 'drop-evidence', async () => {
       // Only now: the report is stored (step 2) and the region follows the primary.
       const dropped: string[] = [];
       const drop = async (c: pg.ClientBase, slots: string[]) => {
@@ -292,7 +316,7 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       return { dropped };
     });
 
-    await s.step(6, 'read-only', async () => {
+    await s.step(7, 'read-only', async () => {
       const tables = appTables(here, desired);
       await runStatements(old, unfenceSql(spec.applicationRoles, tables, spec.database, 'read-only'));
       await o.store.setRegionState(o.region, null, eventId);
@@ -309,6 +333,15 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       repairedRows: Number((repaired as { rows?: number }).rows ?? 0),
       mode: full ? 'full' : 'keys',
       durationMs: Math.round(performance.now() - t0),
+      ...((quarantined as { method?: string }).method === 'comparison'
+        ? {
+            comparison: {
+              file: String((quarantined as { file?: string }).file),
+              schema: String((quarantined as { schema?: string }).schema),
+              savedRows: Number((quarantined as { savedRows?: number }).savedRows ?? 0),
+            },
+          }
+        : {}),
     };
     await o.store.updateFailoverEvent(eventId, {
       status: 'completed',

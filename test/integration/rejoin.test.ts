@@ -174,8 +174,8 @@ describe('rejoin without the evidence slot', () => {
     await lab?.close();
   });
 
-  it('says the slot is gone and falls back to a full copy that still converges', async () => {
-    await divergeAndFailOver(lab, store);
+  it('says the slot is gone, saves the differing rows by comparison before the full copy, and converges', async () => {
+    const { lostIds } = await divergeAndFailOver(lab, store);
     const us = await lab.client('us-east-1');
     await us.query('SELECT pg_drop_replication_slot($1)', [
       slotName(lab.spec.database, 'us-east-1', 'eu-west-1'),
@@ -191,6 +191,19 @@ describe('rejoin without the evidence slot', () => {
     });
     expect(out.mode).toBe('full');
     expect(out.lostTransactions).toBeNull();
+    // Never the only copy destroyed unsaved: the 7 lost inserts (and the rows changed on
+    // either side) are in the quarantine schema and in the comparison report.
+    expect(out.comparison?.schema).toBe(`regionctl_quarantine_${out.eventId}`);
+    const saved = await us.query(
+      `SELECT id::text AS id FROM ${out.comparison?.schema}.public__orders WHERE status = 'lost' ORDER BY id`,
+    );
+    expect(saved.rows.map((r) => r.id)).toEqual([...lostIds].sort((a, b) => Number(a) - Number(b)));
+    const report = JSON.parse(readFileSync(out.comparison?.file ?? '', 'utf8'));
+    expect(report).toMatchObject({ method: 'comparison', region: 'us-east-1', primary: 'eu-west-1' });
+    expect(report.limits).toMatch(/deleted/);
+    expect(
+      report.tables.find((t: { table: string }) => t.table === 'public.orders')?.saved,
+    ).toBeGreaterThanOrEqual(7);
     const ev = await store.getFailoverEvent(out.eventId);
     const steps = await store.failoverSteps(out.eventId);
     expect(steps.find((s) => s.name === 'lost-writes')?.detail).toMatchObject({ slotFound: false });
@@ -207,6 +220,7 @@ describe('a rejoin killed at each step resumes', () => {
     'fence',
     'lost-writes',
     'changed-on-primary',
+    'quarantine',
     'repair-and-subscribe',
     'drop-evidence',
     'read-only',
