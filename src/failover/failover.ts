@@ -139,11 +139,32 @@ export async function detachKeepingSlot(c: pg.ClientBase, sub: string): Promise<
   return { cutLsn };
 }
 
+/**
+ * Per sequence, how far past its last observed value the old primary may have drawn:
+ * twice its observed rate over the time since that observation, plus 10 s of it. Only
+ * the ones above SEQUENCE_MARGIN matter (the caller takes the larger).
+ */
+export function sequenceMargins(
+  snap: Map<string, { observedAt: Date; perSecond: number | null }>,
+  nowMs: number,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, v] of snap) {
+    if (v.perSecond === null || !(v.perSecond > 0)) continue;
+    const seconds = Math.max(0, (nowMs - v.observedAt.getTime()) / 1000) + 10;
+    const m = Math.ceil(2 * v.perSecond * seconds);
+    if (m > SEQUENCE_MARGIN) out.set(name, m);
+  }
+  return out;
+}
+
 /** Moves every sequence on the new primary beyond what the old primary may have issued. */
 export async function advanceSequences(
   c: pg.ClientBase,
   known: Map<string, string | null>,
   margin: number,
+  /** A larger margin for some sequences (their observed draw rate), by name. */
+  margins: Map<string, number> = new Map(),
 ): Promise<Record<string, string>> {
   const seqs = (
     await c.query(`SELECT s.schemaname || '.' || s.sequencename AS name, s.last_value::text AS last_value,
@@ -154,19 +175,46 @@ export async function advanceSequences(
                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) AS owner
          FROM pg_sequences s WHERE s.schemaname NOT IN ('pg_catalog', 'information_schema', 'regionctl')`)
   ).rows;
+  // Every column a sequence feeds: the one that owns it, and any whose DEFAULT calls it
+  // (a free-standing sequence shared by columns: its values reached the candidate in
+  // those columns' replicated rows even though the sequence itself is not replicated).
+  const fed = (
+    await c.query(`SELECT n.nspname || '.' || sc.relname AS seq, ad.adrelid::regclass::text AS rel, a.attname AS col
+                     FROM pg_depend d
+                     JOIN pg_class sc ON sc.oid = d.refobjid AND sc.relkind = 'S'
+                     JOIN pg_namespace n ON n.oid = sc.relnamespace
+                     JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                     JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+                    WHERE d.refclassid = 'pg_class'::regclass
+                      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)`)
+  ).rows as { seq: string; rel: string; col: string }[];
+  const feeds = new Map<string, { rel: string; col: string }[]>();
+  for (const s of seqs) {
+    if (!s.owner) continue;
+    const [rel, col] = String(s.owner).split('|');
+    feeds.set(s.name, [{ rel: rel ?? '', col: col ?? '' }]);
+  }
+  for (const f of fed) {
+    const name = f.seq;
+    if (!seqs.some((s) => s.name === name)) continue;
+    const list = feeds.get(name) ?? [];
+    if (!list.some((x) => x.rel === f.rel && x.col === f.col)) list.push({ rel: f.rel, col: f.col });
+    feeds.set(name, list);
+  }
   // Across regions every round trip costs 70-220 ms: all maxima in one query, all
   // setvals in another, whatever the number of sequences.
-  const owned = seqs.filter((s) => s.owner);
   const maxima = new Map<string, string | null>();
-  if (owned.length > 0) {
-    const q = owned
-      .map((s) => {
-        const [rel, col] = String(s.owner).split('|');
-        // rel is regclass::text: already quoted by the server.
-        return `SELECT ${literal(s.name)} AS name, max(${ident(col ?? '')})::text AS m FROM ${rel}`;
-      })
-      .join(' UNION ALL ');
-    for (const r of (await c.query(q)).rows) maxima.set(r.name as string, (r.m as string | null) ?? null);
+  const parts = [...feeds].flatMap(([name, cols]) =>
+    // rel is regclass::text: already quoted by the server.
+    cols.map((x) => `SELECT ${literal(name)} AS name, max(${ident(x.col)})::text AS m FROM ${x.rel}`),
+  );
+  if (parts.length > 0) {
+    for (const r of (await c.query(parts.join(' UNION ALL '))).rows) {
+      const m = (r.m as string | null) ?? null;
+      const prev = maxima.get(r.name as string);
+      if (prev === undefined || (m !== null && (prev === null || BigInt(m) > BigInt(prev))))
+        maxima.set(r.name as string, m);
+    }
   }
   const out: Record<string, string> = {};
   for (const s of seqs) {
@@ -175,7 +223,7 @@ export async function advanceSequences(
     if (k) target = BigInt(k) > target ? BigInt(k) : target;
     const v = maxima.get(s.name);
     if (v !== null && v !== undefined && BigInt(v) > target) target = BigInt(v);
-    target += BigInt(margin);
+    target += BigInt(Math.max(margin, margins.get(s.name) ?? 0));
     const current = BigInt(s.last_value ?? 0);
     if (target > current) out[s.name] = target.toString();
   }
@@ -441,10 +489,18 @@ async function execute(
       return r;
     });
     // 3. Sequences are not replicated: move them past anything the old primary issued.
+    //    Past the largest of: the value last observed on it, the largest value in any
+    //    column the sequence feeds (replicated rows), plus a margin — SEQUENCE_MARGIN, or
+    //    twice what it drew at its observed rate since that observation (plus 10 s).
     await s.step(3, 'advance-sequences', async () => {
       const snap = await o.store.sequenceSnapshot(from);
       const known = new Map([...snap].map(([k, v]) => [k, v.lastValue]));
-      return { advanced: await advanceSequences(cand, known, SEQUENCE_MARGIN) };
+      const margins = sequenceMargins(snap, Date.now());
+      return {
+        advanced: await advanceSequences(cand, known, SEQUENCE_MARGIN, margins),
+        margin: SEQUENCE_MARGIN,
+        rateMargins: Object.fromEntries(margins),
+      };
     });
     // 4. Detach the other secondaries from the old primary, noting how much each applied.
     const others = desired.channels.filter((c) => c.to !== to);

@@ -108,6 +108,8 @@ export interface ObservedSettings {
   maxWalSenders: number;
   maxLogicalReplicationWorkers: number;
   maxWorkerProcesses: number;
+  /** PostgreSQL 18's idle_replication_slot_timeout as the server shows it ('0' off; null before 18). */
+  idleReplicationSlotTimeout?: string | null;
 }
 
 export interface ReachableRegion {

@@ -22,6 +22,7 @@ import { observe } from '../observe/observe.js';
 import { type Plan, planSteadyState } from '../plan/plan.js';
 import type { RegionsSpec } from '../spec/schema.js';
 import type { Store } from '../store/store.js';
+import { checkRetention } from './retention.js';
 
 export interface RegionSummary {
   region: string;
@@ -195,6 +196,8 @@ export async function reconcileOnce(input: ReconcileContext): Promise<ReconcileR
   let alerts = { raised: [] as string[], resolved: [] as string[] };
   if (ctx.leader && store) {
     alerts = await recordAndAlert({ ...ctx, store }, epoch, channels, at);
+    const kept = await checkRetention({ ...ctx, store }, observed, desired.primary, at);
+    alerts = { raised: [...alerts.raised, ...kept.raised], resolved: [...alerts.resolved, ...kept.resolved] };
     const p = observed.regions.find((r) => r.region === desired.primary);
     if (p?.reachable) await store.saveSequenceSnapshot(p.region, p.sequences);
   }

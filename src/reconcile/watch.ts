@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { AlertSink } from '../alerts/sink.js';
 import type { Authority, LeaderHandle } from '../authority/types.js';
+import { authorityView } from '../authority/view.js';
 import { corroborate } from '../failover/choose.js';
 import { fenceRegion, runFailover, type TransitionOptions } from '../failover/failover.js';
 import { type WriteBackConfig, writeBackAfter } from '../failover/write-back-hook.js';
@@ -275,9 +276,16 @@ export async function watch(o: WatchOptions): Promise<void> {
             sink: o.sink,
             leader,
             previous,
-            ...(o.authority ? { authority: o.authority } : {}),
           }),
         );
+        // The authority's view is for status and metrics only: asked outside the mutex,
+        // so a slow etcd member never delays a failover decision waiting behind it.
+        if (o.authority) {
+          r.authority = await authorityView(
+            o.authority,
+            o.spec.regions.map((x) => x.name),
+          );
+        }
         primary = r.primary;
         epoch = r.epoch;
         if (leader) {

@@ -389,6 +389,41 @@ const Authority = T.Object(
   },
 );
 
+/** Defaults of `retention` (src/reconcile/retention.ts reads them). */
+export const RETENTION_DEFAULTS = {
+  maxBytes: 10 * 1024 ** 3,
+  maxAgeHours: 168,
+  onExceeded: 'alert',
+} as const;
+
+const Retention = T.Object(
+  {
+    maxBytes: T.Optional(
+      T.Integer({
+        description: `WAL in bytes one kept slot may hold back (default ${RETENTION_DEFAULTS.maxBytes}, 10 GiB).`,
+        minimum: 1048576,
+      }),
+    ),
+    maxAgeHours: T.Optional(
+      T.Number({
+        description: `Hours a former primary may await its rejoin before its slots count as over the limit (default ${RETENTION_DEFAULTS.maxAgeHours}).`,
+        exclusiveMinimum: 0,
+      }),
+    ),
+    onExceeded: T.Optional(
+      T.Union([T.Literal('alert'), T.Literal('drop')], {
+        description:
+          "Past a limit: 'alert' (default) raises a critical alert and keeps the slots; 'drop' also drops them, records it in the failover event, and the rejoin then reports lost writes by comparison instead of from the WAL.",
+      }),
+    ),
+  },
+  {
+    ...strict,
+    description:
+      "Limits on the slots regionctl keeps for a former primary's rejoin — the rejoin slot on the new primary and the evidence slots on the former primary — which hold WAL until the rejoin.",
+  },
+);
+
 const Dns = T.Object(
   {
     provider: T.Union([T.Literal('file'), T.Literal('rfc2136'), T.Literal('route53')], {
@@ -466,6 +501,7 @@ export const RegionsSpecSchema = T.Object(
     replication: Replication,
     failover: Failover,
     authority: T.Optional(Authority),
+    retention: T.Optional(Retention),
     heartbeat: T.Optional(
       T.Object(
         {

@@ -15,6 +15,8 @@ SELECT current_setting('server_version_num')::int AS version_num,
        current_setting('max_wal_senders')::int AS max_wal_senders,
        current_setting('max_logical_replication_workers')::int AS max_logical_replication_workers,
        current_setting('max_worker_processes')::int AS max_worker_processes,
+       -- PostgreSQL 18: invalidates slots idle this long (NULL before 18; '0' = off).
+       current_setting('idle_replication_slot_timeout', true) AS idle_replication_slot_timeout,
        pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text
             ELSE pg_current_wal_lsn()::text END AS current_lsn,

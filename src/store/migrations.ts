@@ -206,4 +206,14 @@ CREATE TABLE regionctl.lost_write_report (
 );
 `,
   },
+  {
+    version: 6,
+    name: 'sequence snapshots keep the previous observation (draw rates)',
+    sql: `
+-- The value before the last one, and when: how fast the primary draws from each sequence,
+-- so a failover can move a sequence past what the primary may have drawn since.
+ALTER TABLE regionctl.sequence_snapshot ADD COLUMN prev_value numeric;
+ALTER TABLE regionctl.sequence_snapshot ADD COLUMN prev_observed_at timestamptz;
+`,
+  },
 ];

@@ -394,12 +394,17 @@ export class Store {
 
   /** Regions kept out of the topology (fenced old primaries, rebuilding regions). */
   async regionStates(): Promise<
-    { region: string; state: 'fenced' | 'rebuilding'; eventId: number | null }[]
+    { region: string; state: 'fenced' | 'rebuilding'; eventId: number | null; since: Date }[]
   > {
     const r = await this.client.query(
-      'SELECT region, state, event_id FROM regionctl.region_state ORDER BY region',
+      'SELECT region, state, event_id, since FROM regionctl.region_state ORDER BY region',
     );
-    return r.rows.map((x) => ({ region: x.region, state: x.state, eventId: x.event_id ?? null }));
+    return r.rows.map((x) => ({
+      region: x.region,
+      state: x.state,
+      eventId: x.event_id ?? null,
+      since: x.since instanceof Date ? x.since : new Date(x.since),
+    }));
   }
 
   async setRegionState(
@@ -427,20 +432,39 @@ export class Store {
     await this.client.query(
       `INSERT INTO regionctl.sequence_snapshot (region, sequence, last_value)
        SELECT $1, s, v::numeric FROM unnest($2::text[], $3::text[]) AS t(s, v)
-       ON CONFLICT (region, sequence) DO UPDATE SET last_value = EXCLUDED.last_value, observed_at = now()`,
+       ON CONFLICT (region, sequence) DO UPDATE SET
+         prev_value = CASE WHEN EXCLUDED.last_value IS DISTINCT FROM sequence_snapshot.last_value
+                           THEN sequence_snapshot.last_value ELSE sequence_snapshot.prev_value END,
+         prev_observed_at = CASE WHEN EXCLUDED.last_value IS DISTINCT FROM sequence_snapshot.last_value
+                                 THEN sequence_snapshot.observed_at ELSE sequence_snapshot.prev_observed_at END,
+         last_value = EXCLUDED.last_value, observed_at = now()`,
       [region, seqs.map((x) => x.name), seqs.map((x) => x.lastValue)],
     );
   }
 
+  /**
+   * The last observed value of each of the region's sequences, and its draw rate per
+   * second between the two latest observations that differed (null: not known).
+   */
   async sequenceSnapshot(
     region: string,
-  ): Promise<Map<string, { lastValue: string | null; observedAt: Date }>> {
+  ): Promise<Map<string, { lastValue: string | null; observedAt: Date; perSecond: number | null }>> {
     const r = await this.client.query(
-      'SELECT sequence, last_value::text AS v, observed_at FROM regionctl.sequence_snapshot WHERE region = $1',
+      `SELECT sequence, last_value::text AS v, observed_at,
+              CASE WHEN prev_value IS NOT NULL AND last_value IS NOT NULL AND observed_at > prev_observed_at
+                   THEN ((last_value - prev_value) / extract(epoch FROM observed_at - prev_observed_at))::float8 END AS rate
+         FROM regionctl.sequence_snapshot WHERE region = $1`,
       [region],
     );
     return new Map(
-      r.rows.map((x) => [x.sequence as string, { lastValue: x.v ?? null, observedAt: x.observed_at }]),
+      r.rows.map((x) => [
+        x.sequence as string,
+        {
+          lastValue: x.v ?? null,
+          observedAt: x.observed_at,
+          perSecond: x.rate === null ? null : Number(x.rate),
+        },
+      ]),
     );
   }
 

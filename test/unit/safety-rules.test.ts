@@ -4,6 +4,7 @@
  * state and fence outcome checked against the safety properties the rules must keep.
  */
 import { describe, expect, it } from 'vitest';
+import { sequenceMargins } from '../../src/failover/failover.js';
 import {
   type DetectionInput,
   detectPrimaryDown,
@@ -194,5 +195,28 @@ describe('promotion', () => {
               true,
             );
           }
+  });
+});
+
+describe('sequence margins from observed draw rates', () => {
+  const at = (msAgo: number) => new Date(1_000_000 - msAgo);
+  it.each([
+    { perSecond: null, msAgo: 5000, want: undefined, why: 'no rate known: the fixed margin applies' },
+    {
+      perSecond: 1000,
+      msAgo: 5000,
+      want: undefined,
+      why: '2 × 1000/s × 15 s = 30 000, under the fixed margin',
+    },
+    { perSecond: 50_000, msAgo: 5000, want: 1_500_000, why: '2 × 50 000/s × (5 s + 10 s)' },
+    {
+      perSecond: 10_000,
+      msAgo: 60_000,
+      want: 1_400_000,
+      why: 'a minute since the observation: 2 × 10 000/s × 70 s',
+    },
+  ])('$why', ({ perSecond, msAgo, want }) => {
+    const m = sequenceMargins(new Map([['s.q', { observedAt: at(msAgo), perSecond }]]), 1_000_000);
+    expect(m.get('s.q')).toBe(want);
   });
 });
