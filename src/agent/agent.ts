@@ -29,7 +29,7 @@ import type { Authority, PrimaryLeaseHandle, RegionLeaseHandle, RegionStatus } f
 import { desiredState, primaryOf } from '../model/desired.js';
 import { sleep } from '../sleep.js';
 import type { RegionsSpec } from '../spec/schema.js';
-import { connect, regionTarget } from '../sql/connect.js';
+import { connect, endWithin, regionTarget, withDeadline } from '../sql/connect.js';
 import { verifyFence } from '../sql/fence-verify.js';
 import { fenceSql, unfenceSql } from '../sql/guard.js';
 import { runStatements } from '../sql/statement.js';
@@ -140,7 +140,7 @@ export class RegionAgent {
       // primary lease up only after fencing, or let it run out (the reconciler then
       // sees a lapsed lease and, with the witnesses, decides).
       await this.regionLease?.release().catch(() => {});
-      await this.local?.end().catch(() => {});
+      if (this.local) await endWithin(this.local);
     }
   }
 
@@ -461,7 +461,7 @@ export class RegionAgent {
   private async dropClient(): Promise<void> {
     const c = this.local;
     this.local = null;
-    await c?.end().catch(() => {});
+    if (c) await endWithin(c);
   }
 
   private async probeLocal(): Promise<boolean> {
@@ -470,7 +470,7 @@ export class RegionAgent {
     if (this.fencing) await this.fencing;
     try {
       const c = await this.client();
-      await withTimeout(c.query('SELECT 1'), this.probe.timeoutMs);
+      await withDeadline(c.query('SELECT 1'), this.probe.timeoutMs, 'probe');
       this.dbFailures = 0;
       return true;
     } catch {
@@ -489,13 +489,24 @@ export class RegionAgent {
         statementTimeoutMs: this.probe.timeoutMs,
       });
       try {
-        await withTimeout(c.query('SELECT 1'), this.probe.timeoutMs);
+        await withDeadline(c.query('SELECT 1'), this.probe.timeoutMs, 'probe');
       } finally {
-        await c.end().catch(() => {});
+        await endWithin(c);
       }
+      if (this.primaryFailures) this.o.log({ level: 'info', msg: 'primary reachable again', primary });
       this.primaryFailures = 0;
-    } catch {
+    } catch (e) {
       this.primaryFailures = (this.primaryFailures ?? 0) + 1;
+      // The witness's vote, as it changes: the first failure and the threshold.
+      if (this.primaryFailures === 1 || this.primaryFailures === this.probe.failureThreshold) {
+        this.o.log({
+          level: 'warn',
+          msg: 'primary probe failed',
+          primary,
+          failures: this.primaryFailures,
+          error: (e as Error).message,
+        });
+      }
     }
   }
 
@@ -511,20 +522,6 @@ export class RegionAgent {
     } catch (e) {
       this.o.log({ level: 'warn', msg: 'region lease not renewed', error: (e as Error).message });
     }
-  }
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(t);
   }
 }
 

@@ -140,7 +140,7 @@ export async function runSwitchover(raw: SwitchoverOptions): Promise<SwitchoverO
       'it receives a filtered subset; pick a candidate region',
     );
   }
-  const observed = await observe(o.spec, o.specDir);
+  let observed = await observe(o.spec, o.specDir);
   for (const r of [from, ...desired.channels.map((c) => c.to)]) {
     if (!reachableRegion(observed, r)) {
       throw new RegionctlError(
@@ -149,6 +149,27 @@ export async function runSwitchover(raw: SwitchoverOptions): Promise<SwitchoverO
         r === from ? 'the primary is down: use `regionctl failover`' : `bring ${r} back first`,
       );
     }
+  }
+  // Every table of every channel must be done copying: a region still copying a table
+  // would hold a partial copy when the primary moves (the target), or be re-pointed
+  // mid-copy (the others). Waited for before the fence, never inside the write window.
+  const deadline = Date.now() + (o.catchUpTimeoutMs ?? 30_000);
+  for (;;) {
+    const copying = desired.channels.flatMap((c) => {
+      const sub = reachableRegion(observed, c.to)?.subscriptions.find((x) => x.name === c.subscription.name);
+      return (sub?.tablesNotReady ?? []).map((t) => `${c.to}: ${t}`);
+    });
+    if (copying.length === 0) break;
+    if (Date.now() > deadline) {
+      throw new RegionctlError(
+        'E_SWITCHOVER_NOT_READY',
+        `initial copy not finished for ${copying.length} table(s) (${copying.slice(0, 5).join(', ')}${copying.length > 5 ? ', …' : ''}): nothing was changed`,
+        'wait for `regionctl status` to show every channel active with no table copying, then switch over',
+      );
+    }
+    o.log(`waiting for ${copying.length} table(s) still in initial copy: ${copying.slice(0, 3).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 500));
+    observed = await observe(o.spec, o.specDir);
   }
   const topo = (await o.store.getTopology()) ?? (await o.store.initTopology(from));
   const epoch = topo.epoch;

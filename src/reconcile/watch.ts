@@ -20,7 +20,7 @@ import { type Detection, detectPrimaryDown } from '../safety/detection.js';
 import { promotionGate } from '../safety/gate.js';
 import { sleep } from '../sleep.js';
 import type { RegionsSpec } from '../spec/schema.js';
-import { connect, controlTarget, regionTarget } from '../sql/connect.js';
+import { connect, controlTarget, endWithin, regionTarget, withDeadline } from '../sql/connect.js';
 import { heartbeatWriteSql } from '../sql/heartbeat.js';
 import { runStatements } from '../sql/statement.js';
 import { describeHolder, type LeaderLock, tryAcquireLeaderLock } from '../store/leader-lock.js';
@@ -127,6 +127,8 @@ interface AuthorityState {
   leaseGoneSince: number | null;
   /** The last verdict, so that a partition is logged once per episode. */
   lastVerdict: string | null;
+  /** The last vote count logged. */
+  lastVotes?: string;
 }
 
 /** Serialises the loop's work: a failover never overlaps a reconcile pass or another failover. */
@@ -348,10 +350,12 @@ class PrimaryProber {
         statementTimeoutMs: timeout,
       });
       try {
-        await c.query('SELECT 1');
+        // Client-side too: a probe in flight when the network is cut gets no answer ever,
+        // and a prober stuck on it would never report again.
+        await withDeadline(c.query('SELECT 1'), timeout, 'probe');
         this.failures = 0;
       } finally {
-        await c.end().catch(() => {});
+        await endWithin(c);
       }
     } catch {
       this.failures++;
@@ -528,6 +532,11 @@ async function decideByAgents(
   }
   if (auth.lastVerdict === 'unavailable') await o.store.resolveAlert('authority-unavailable').catch(() => {});
   if (!detection.down) {
+    // Each change of the vote count is worth a line: a failover that does not come is
+    // otherwise silent after the first "no failover".
+    const votes = `${detection.votes.down}/${detection.votes.needed}:${detection.reason}`;
+    if (ownFailures > 0 && auth.lastVotes !== votes) log('info', 'detection', { primary, detection });
+    auth.lastVotes = votes;
     if (ownFailures >= o.spec.failover.probe.failureThreshold && auth.lastVerdict !== 'partition') {
       log(
         'warn',

@@ -314,30 +314,95 @@ function whereKey(key: Record<string, unknown>, types: Record<string, string>): 
   return parts.length > 0 ? parts.join(' AND ') : 'false';
 }
 
+/** A lost insert whose key the current primary has given to another row meanwhile. */
+export interface ReplayConflict {
+  xid: number;
+  /** Index of the change in its transaction. */
+  change: number;
+  table: string;
+  key: Record<string, unknown>;
+  /** The row the old primary committed (and lost). */
+  lost: Record<string, unknown> | null;
+  /** The row the current primary holds under that key. */
+  current: unknown;
+}
+
+export function conflictId(xid: number, change: number): string {
+  return `${xid}:${change}`;
+}
+
+/**
+ * Lost inserts whose key already exists on the current primary: replayed, they would
+ * fail (or, with ON CONFLICT DO NOTHING, vanish without a word). Each is listed with both
+ * rows for a person to decide.
+ */
+export async function findReplayConflicts(
+  primary: pg.ClientBase,
+  report: LostWriteReport,
+): Promise<ReplayConflict[]> {
+  const out: ReplayConflict[] = [];
+  const pks = new Map<string, string[]>();
+  for (const t of report.transactions) {
+    for (const [i, c] of t.changes.entries()) {
+      if (c.op !== 'insert' || !c.values) continue;
+      let pk = pks.get(c.table);
+      if (!pk) {
+        const r = await primary.query(
+          `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`,
+          [tableRef(c.table)],
+        );
+        pk = r.rows.map((x) => x.attname as string);
+        pks.set(c.table, pk);
+      }
+      if (pk.length === 0 || pk.some((k) => c.values?.[k] === undefined)) continue;
+      const key = Object.fromEntries(pk.map((k) => [k, c.values?.[k]]));
+      const types = report.columnTypes[c.table] ?? {};
+      const r = await primary.query(
+        `SELECT row_to_json(t) AS row FROM ${tableRef(c.table)} t WHERE ${whereKey(key, types)} LIMIT 1`,
+      );
+      if (r.rows[0]) {
+        out.push({ xid: t.xid, change: i, table: c.table, key, lost: c.values, current: r.rows[0].row });
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Statements that re-apply the lost writes on the current primary, for an operator to
- * review: inserts skip rows that exist, updates and deletes address rows by key. A
- * TRUNCATE is written as a comment: replaying it would erase the new primary's rows.
+ * review: inserts as plain INSERTs (a conflict fails the transaction, never drops a
+ * lost write silently), updates and deletes by key. An insert already known to conflict
+ * is written as a comment pointing to the conflicts file. A TRUNCATE is written as a
+ * comment: replaying it would erase the new primary's rows.
  */
-export function replaySql(report: LostWriteReport): string {
+export function replaySql(report: LostWriteReport, conflicts: ReplayConflict[] = []): string {
+  const conflicting = new Set(conflicts.map((c) => conflictId(c.xid, c.change)));
   const out = [
     `-- Lost writes of failover event ${report.eventId}: committed on the old primary after the cut ${report.cutLsn}`,
     `-- and never shipped (slot ${report.slotName}, publication ${report.publication}).`,
     `-- ${report.transactions.length} transactions, ${report.totalBytes} WAL bytes. Review before running it on the primary.`,
   ];
   if (!report.slotFound) out.push(`-- The slot could not be read: ${report.reason ?? 'unknown reason'}.`);
+  if (conflicts.length > 0)
+    out.push(
+      `-- ${conflicts.length} insert(s) conflict with rows the primary holds now: commented out below; both rows are in failover-${report.eventId}-conflicts.json.`,
+    );
   out.push('BEGIN;');
   for (const t of report.transactions) {
     out.push(`-- xid ${t.xid}, committed ${t.commitTime}, commit LSN ${t.commitLsn}`);
-    for (const c of t.changes) {
+    for (const [i, c] of t.changes.entries()) {
       const types = report.columnTypes[c.table] ?? {};
       switch (c.op) {
         case 'insert': {
           const cols = Object.keys(c.values ?? {});
+          const stmt = `INSERT INTO ${tableRef(c.table)} (${cols.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols
+            .map((k) => sqlValue(c.values?.[k], types[k]))
+            .join(', ')});`;
           out.push(
-            `INSERT INTO ${tableRef(c.table)} (${cols.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${cols
-              .map((k) => sqlValue(c.values?.[k], types[k]))
-              .join(', ')}) ON CONFLICT DO NOTHING;`,
+            conflicting.has(conflictId(t.xid, i))
+              ? `-- CONFLICT (the key exists on the primary; see the conflicts file): ${stmt}`
+              : stmt,
           );
           break;
         }
@@ -369,20 +434,32 @@ export function reportDir(specDir: string): string {
   return join(specDir, '.regionctl', 'reports');
 }
 
-/** Writes failover-<id>.json and failover-<id>.sql (each atomically: a reader never sees half a file). */
-export function writeLostWriteFiles(report: LostWriteReport, dir: string): { json: string; sql: string } {
+/**
+ * Writes failover-<id>.json, failover-<id>.sql and, when some lost inserts conflict with
+ * the primary's rows, failover-<id>-conflicts.json (each atomically: a reader never sees
+ * half a file).
+ */
+export function writeLostWriteFiles(
+  report: LostWriteReport,
+  dir: string,
+  conflicts: ReplayConflict[] = [],
+): { json: string; sql: string; conflicts: string | null } {
   mkdirSync(dir, { recursive: true });
   const json = join(dir, `failover-${report.eventId}.json`);
   const sql = join(dir, `failover-${report.eventId}.sql`);
-  for (const [path, text] of [
+  const conflictsFile = conflicts.length > 0 ? join(dir, `failover-${report.eventId}-conflicts.json`) : null;
+  const files: [string, string][] = [
     [json, `${JSON.stringify(report, null, 2)}\n`],
-    [sql, replaySql(report)],
-  ] as const) {
+    [sql, replaySql(report, conflicts)],
+  ];
+  if (conflictsFile)
+    files.push([conflictsFile, `${JSON.stringify({ eventId: report.eventId, conflicts }, null, 2)}\n`]);
+  for (const [path, text] of files) {
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   }
-  return { json, sql };
+  return { json, sql, conflicts: conflictsFile };
 }
 
 // ---- control store ---------------------------------------------------------------

@@ -34,6 +34,7 @@ import { runStatements } from '../sql/statement.js';
 import { createSubscriptionSql } from '../sql/subscription.js';
 import type { Store } from '../store/store.js';
 import {
+  findReplayConflicts,
   type LostTransaction,
   type LostWriteReport,
   lostWriteReport,
@@ -188,14 +189,17 @@ export async function runRejoin(o: RejoinOptions): Promise<RejoinOutcome> {
       // The heartbeat rides the channel but is regionctl's, not an application write.
       const d = withoutTable(all, HEARTBEAT_TABLE);
       // Stored before anything is consumed or dropped (step 5 drops the slot).
-      const files = writeLostWriteFiles(d, o.reportDir);
-      await storeLostWriteReport(o.store, demotion.id, d, { files: [files.json, files.sql] });
+      const conflicts = await findReplayConflicts(cur, d);
+      const files = writeLostWriteFiles(d, o.reportDir, conflicts);
+      const written = [files.json, files.sql, ...(files.conflicts ? [files.conflicts] : [])];
+      await storeLostWriteReport(o.store, demotion.id, d, { files: written });
       return {
         slotFound: true,
         evidenceSlot,
         transactions: d.transactions.length,
         bytes: d.totalBytes,
-        files: [files.json, files.sql],
+        files: written,
+        conflicts: conflicts.length,
       };
     });
 

@@ -83,10 +83,45 @@ export async function connect(t: Target, opts: ConnectOptions = {}): Promise<pg.
   try {
     await client.connect();
   } catch (e) {
-    await client.end().catch(() => {});
+    await endWithin(client);
     throw e;
   }
   return client;
+}
+
+/**
+ * Closes a client, waiting at most `ms` for the server's goodbye. `end()` sends Terminate
+ * and waits for the socket to close: across a partition (packets dropped, no RST) that
+ * never happens, and a prober or agent awaiting it would hang for good — its vote frozen
+ * at the last value. Past the deadline the socket is destroyed.
+ */
+export async function endWithin(c: pg.Client, ms = 500): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = c.end().then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  const ok = await Promise.race([ended, late]);
+  clearTimeout(timer);
+  if (!ok) (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
+/** Rejects after `ms`: for queries whose answer a partition may swallow (statement_timeout is the server's). */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what = 'query'): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
 }
 
 /** Target of one region's replicated database. */

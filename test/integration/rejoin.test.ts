@@ -316,3 +316,50 @@ describe('automatic rejoin in reconcile --watch', () => {
     }
   });
 });
+
+describe('replaying lost writes never drops one silently', () => {
+  it('lists a lost insert whose key the new primary reused, and comments it out of the replay SQL', async () => {
+    const lab = await privateLab('rejoin_conflict', fastFailover);
+    const store = await openStore(controlTarget(lab.spec, lab.specDir));
+    try {
+      await applySpec(lab, store);
+      const { lostIds } = await divergeAndFailOver(lab, store);
+      const taken = lostIds[0] ?? '';
+      const eu = await lab.client('eu-west-1');
+      // Someone on the new primary used that id by hand.
+      await eu.query(
+        "INSERT INTO public.orders (id, customer_id, total_cents, status) OVERRIDING SYSTEM VALUE VALUES ($1, 1, 1, 'collides')",
+        [taken],
+      );
+      const reportDir = join(lab.stateDir, 'reports');
+      const out = await runRejoin({
+        spec: lab.spec,
+        specDir: lab.specDir,
+        store,
+        region: 'us-east-1',
+        full: false,
+        log: () => {},
+        reportDir,
+      });
+      const failover = (await store.listFailoverEvents()).find((e) => e.kind === 'failover');
+      const conflicts = JSON.parse(
+        readFileSync(join(reportDir, `failover-${failover?.id}-conflicts.json`), 'utf8'),
+      );
+      expect(
+        conflicts.conflicts.map((c: { table: string; key: { id: unknown } }) => `${c.table}:${c.key.id}`),
+      ).toEqual([`public.orders:${taken}`]);
+      expect(conflicts.conflicts[0].current).toMatchObject({ status: 'collides' });
+      expect(conflicts.conflicts[0].lost).toMatchObject({ status: 'lost' });
+      const sql = readFileSync(join(reportDir, `failover-${failover?.id}.sql`), 'utf8');
+      expect(sql).not.toMatch(/ON CONFLICT DO NOTHING/);
+      expect(sql.split('\n').filter((l) => l.startsWith('-- CONFLICT'))).toHaveLength(1);
+      expect(sql.split('\n').filter((l) => /^INSERT INTO \S*orders\S* /.test(l))).toHaveLength(
+        lostIds.length - 1,
+      );
+      expect(out.lostTransactions).toBe(8);
+    } finally {
+      await store.close();
+      await lab.close();
+    }
+  }, 120_000);
+});

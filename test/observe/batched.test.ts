@@ -138,6 +138,7 @@ async function referenceObserveRegion(
         maxWalSenders: server.max_wal_senders,
         maxLogicalReplicationWorkers: server.max_logical_replication_workers,
         maxWorkerProcesses: server.max_worker_processes,
+        idleReplicationSlotTimeout: server.idle_replication_slot_timeout ?? null,
       },
       inRecovery: server.in_recovery,
       currentLsn: server.current_lsn,

@@ -243,8 +243,12 @@ describe('lost-write report after a failover', () => {
       expect(t.different, t.table).toEqual([]);
       expect(t.onlyOnNewCount, t.table).toBe(0);
     }
-    // Replaying twice changes nothing (inserts skip existing rows; update and delete are by key).
-    await eu.query(sql);
-    expect((await rowLevelComparison(old, eu, ['public.orders']))[0]?.onlyOnNewCount).toBe(0);
+    // Replaying twice fails loudly — its inserts collide with the rows it made — and
+    // changes nothing: a lost write is never dropped in silence by ON CONFLICT DO NOTHING.
+    expect(sql).not.toMatch(/ON CONFLICT/);
+    await expect(eu.query(sql)).rejects.toMatchObject({ code: '23505' });
+    await eu.query('ROLLBACK');
+    const again = await rowLevelComparison(old, eu, TABLES);
+    for (const t of again) expect(t.onlyOnNewCount, t.table).toBe(0);
   });
 });

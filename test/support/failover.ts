@@ -14,6 +14,7 @@ import type { RegionsSpec } from '../../src/spec/schema.js';
 import { storeJournal } from '../../src/store/journal.js';
 import type { Store } from '../../src/store/store.js';
 import type { TestTopology } from './topology.js';
+import { waitFor } from './wait.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -66,6 +67,25 @@ export async function applySpec(
     actor: 'test',
     log: () => {},
   });
+  // Applied means copied: a candidate still copying a table is not eligible for failover
+  // (and a test racing the initial copy would measure that, not what it means to).
+  const clients = new Map<string, pg.Client>();
+  await waitFor(
+    async () => {
+      for (const ch of spec.channels) {
+        let c = clients.get(ch.to);
+        if (!c) {
+          c = await topo.client(ch.to);
+          clients.set(ch.to, c);
+        }
+        const n = (await c.query("SELECT count(*)::int n FROM pg_subscription_rel WHERE srsubstate <> 'r'"))
+          .rows[0].n;
+        if (n > 0) return false;
+      }
+      return true;
+    },
+    { what: 'the initial copy of every channel', timeoutMs: 60_000, intervalMs: 100 },
+  );
 }
 
 /** A reconciler running in this process until stop() is called. */
