@@ -64,15 +64,22 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * A free port for a scenario's control store, from 61600-61999: above Linux's ephemeral
+ * range (an OS-assigned port could be one another lab of the run binds a moment later)
+ * and apart from the etcd (61100-61405) and WAN-lab test (61590) ports.
+ */
 async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? ok(a.port) : fail(new Error('no port'))));
+  for (let i = 0; i < 50; i++) {
+    const port = 61600 + Math.floor(Math.random() * 400);
+    const free = await new Promise<boolean>((ok) => {
+      const s = createServer();
+      s.once('error', () => ok(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => ok(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port in 61600-61999');
 }
 
 export interface LabOptions {

@@ -47,6 +47,8 @@ async function copyingLab(name: string) {
   // Take products out of the channel, then put it back while its copy cannot finish.
   await us.query(`ALTER PUBLICATION ${ident(pub)} DROP TABLE public.products`);
   await eu.query(`ALTER SUBSCRIPTION ${ident(sub)} REFRESH PUBLICATION`);
+  // Its rows go too, so that the copy can succeed once it may run.
+  await eu.query('TRUNCATE public.products');
   const holder = await lab.client('eu-west-1');
   await holder.query('BEGIN');
   // SHARE conflicts with the copy's ROW EXCLUSIVE, not with REFRESH's own ACCESS SHARE.

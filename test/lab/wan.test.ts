@@ -57,8 +57,9 @@ describe.skipIf(skip !== undefined)('WAN lab', () => {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     const doc = parseDocument(readFileSync(join(ROOT, 'regions.yaml'), 'utf8'));
-    // Loopback only for the control store: a port no other lab of this run uses.
-    doc.setIn(['controlStore', 'port'], 56590);
+    // Loopback only for the control store: a port no other lab of this run uses (above the
+    // ephemeral range, which the fault suite's labs and every outgoing connection draw from).
+    doc.setIn(['controlStore', 'port'], 61590);
     writeFileSync(join(dir, 'regions.yaml'), doc.toString());
     const up = await cli(dir, 'lab', 'up', '--wan', '--no-demo-schema', '--format', 'json');
     expect(up.code, up.stderr).toBe(0);
