@@ -19,6 +19,7 @@ import { ident, literal, tableRef } from '../sql/quote.js';
 import type { Store } from '../store/store.js';
 import { type DifferingRow, type DiffOptions, diffTable } from '../verify/diff.js';
 import { PgoutputTextDecoder, pgTimeToIso, type RelationInfo, type Tuple } from './pgoutput-text.js';
+import { primaryKeyColumns } from './repair.js';
 
 export type LostOp = 'insert' | 'update' | 'delete' | 'truncate';
 
@@ -347,12 +348,7 @@ export async function findReplayConflicts(
       if (c.op !== 'insert' || !c.values) continue;
       let pk = pks.get(c.table);
       if (!pk) {
-        const r = await primary.query(
-          `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-            WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)`,
-          [tableRef(c.table)],
-        );
-        pk = r.rows.map((x) => x.attname as string);
+        pk = await primaryKeyColumns(primary, c.table);
         pks.set(c.table, pk);
       }
       if (pk.length === 0 || pk.some((k) => c.values?.[k] === undefined)) continue;
